@@ -1,0 +1,60 @@
+//! The input event of SPEC §1 once decoded and validated.
+
+use std::borrow::Cow;
+
+/// What happened (SPEC §1 event types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub enum EventType {
+    Touch,
+    Contact,
+    Reply,
+    RequestOpened,
+    RequestResolved,
+    Conversion,
+    Error,
+    Abandon,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 8] = [
+        EventType::Touch,
+        EventType::Contact,
+        EventType::Reply,
+        EventType::RequestOpened,
+        EventType::RequestResolved,
+        EventType::Conversion,
+        EventType::Error,
+        EventType::Abandon,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Touch => "touch",
+            EventType::Contact => "contact",
+            EventType::Reply => "reply",
+            EventType::RequestOpened => "request_opened",
+            EventType::RequestResolved => "request_resolved",
+            EventType::Conversion => "conversion",
+            EventType::Error => "error",
+            EventType::Abandon => "abandon",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventType> {
+        EventType::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// A valid event, borrowing from the raw payload where JSON needed no unescaping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event<'a> {
+    pub event_id: Cow<'a, str>,
+    /// Event time, epoch milliseconds UTC.
+    pub ts: i64,
+    pub customer_id: Cow<'a, str>,
+    pub journey_id: Option<Cow<'a, str>>,
+    pub channel: Cow<'a, str>,
+    pub event_type: EventType,
+    pub step: Option<Cow<'a, str>>,
+    pub value: Option<f64>,
+}

@@ -1,0 +1,20 @@
+//! The pure heart of omnimeter: raw event bytes and their source position go in,
+//! finalized table rows come out. No I/O, no clock, no async: adapters (file mode,
+//! the Kafka worker) own those, which keeps every rule here unit-testable and fast.
+
+pub mod decode;
+mod engine;
+pub mod event;
+mod journey;
+mod names;
+pub mod rows;
+mod stats;
+pub mod time;
+mod windows;
+
+pub use decode::{MAX_PAYLOAD_BYTES, decode};
+pub use engine::{ConfigError, EngineConfig, PartitionEngine};
+pub use event::{Event, EventType};
+pub use rows::*;
+pub use stats::Stats;
+pub use time::DurationMs;

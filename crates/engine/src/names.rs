@@ -1,0 +1,58 @@
+//! Interned channel and step names: journeys and window keys hold a `u32`, rows
+//! get a shared `Arc<str>`. A partition sees few distinct names, so this keeps
+//! per-journey state small and comparisons cheap.
+
+use std::collections::HashMap;
+
+use crate::rows::Name;
+
+/// Id of an interned name.
+pub(crate) type NameId = u32;
+
+/// Marks an absent step.
+pub(crate) const NO_NAME: NameId = NameId::MAX;
+
+/// One partition's name table. Names are never forgotten: the table grows with
+/// the number of distinct channels and steps seen, which inputs keep small.
+#[derive(Debug, Default)]
+pub(crate) struct Names {
+    ids: HashMap<Name, NameId>,
+    names: Vec<Name>,
+}
+
+impl Names {
+    pub(crate) fn intern(&mut self, s: &str) -> NameId {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = NameId::try_from(self.names.len()).unwrap_or(NO_NAME - 1);
+        let name: Name = s.into();
+        self.names.push(name.clone());
+        self.ids.insert(name, id);
+        id
+    }
+
+    pub(crate) fn get(&self, id: NameId) -> &Name {
+        &self.names[id as usize]
+    }
+
+    pub(crate) fn get_opt(&self, id: NameId) -> Option<&Name> {
+        (id != NO_NAME).then(|| self.get(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_name_same_id() {
+        let mut n = Names::default();
+        let a = n.intern("web");
+        let b = n.intern("app");
+        assert_ne!(a, b);
+        assert_eq!(n.intern("web"), a);
+        assert_eq!(&**n.get(b), "app");
+        assert_eq!(n.get_opt(NO_NAME), None);
+    }
+}

@@ -1,0 +1,259 @@
+//! Tumbling-window aggregates of one partition, and when they become rows.
+//!
+//! Activity tables (`activity`, `transitions`) are held per window and become rows
+//! once the watermark passes the window's end. Journey-derived tables
+//! (`journey_windows`, `paths`, `friction`, `attribution`) only ever receive final
+//! contributions, so they are handed out whenever the caller drains: a window's
+//! rows may then come in several pieces, which add up (SPEC §3).
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::event::EventType;
+use crate::journey::{ClosedJourney, JourneyEffects};
+use crate::names::{NameId, Names};
+use crate::rows::*;
+use crate::time::window_start;
+
+#[derive(Debug, Default, Clone)]
+struct JourneyWindowAcc {
+    journeys: i64,
+    hops: i64,
+    conversion_value: f64,
+    resolution_ms_sum: i64,
+    fcr: i64,
+    resolutions: Vec<i64>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct PathAcc {
+    journeys: i64,
+    conversions: i64,
+    conversion_value: f64,
+}
+
+/// Nearest-rank percentile of sorted values: the smallest value with at least
+/// `p`% of the values at or below it.
+fn nearest_rank(sorted: &[i64], p: usize) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied()
+}
+
+#[derive(Debug)]
+pub(crate) struct WindowAggregates {
+    window_ms: i64,
+    activity: BTreeMap<i64, HashMap<(NameId, EventType), i64>>,
+    transitions: BTreeMap<i64, HashMap<(NameId, NameId), i64>>,
+    friction: HashMap<(i64, FrictionKind, NameId, NameId), i64>,
+    journey_windows: HashMap<(i64, NameId, Outcome), JourneyWindowAcc>,
+    paths: HashMap<(i64, String), PathAcc>,
+    attribution: HashMap<(i64, AttributionModel, NameId), (f64, f64)>,
+}
+
+impl JourneyEffects for WindowAggregates {
+    fn activity(&mut self, ts: i64, channel: NameId, event_type: EventType) {
+        let w = window_start(ts, self.window_ms);
+        *self.activity.entry(w).or_default().entry((channel, event_type)).or_default() += 1;
+    }
+
+    fn hop(&mut self, ts: i64, from: NameId, to: NameId) {
+        let w = window_start(ts, self.window_ms);
+        *self.transitions.entry(w).or_default().entry((from, to)).or_default() += 1;
+    }
+
+    fn friction(&mut self, ts: i64, kind: FrictionKind, channel: NameId, step: NameId) {
+        let w = window_start(ts, self.window_ms);
+        *self.friction.entry((w, kind, channel, step)).or_default() += 1;
+    }
+}
+
+impl WindowAggregates {
+    pub(crate) fn new(window_ms: i64) -> Self {
+        WindowAggregates {
+            window_ms,
+            activity: BTreeMap::new(),
+            transitions: BTreeMap::new(),
+            friction: HashMap::new(),
+            journey_windows: HashMap::new(),
+            paths: HashMap::new(),
+            attribution: HashMap::new(),
+        }
+    }
+
+    /// Adds a closed journey to the journey-derived tables of its `end_ts` window.
+    pub(crate) fn add_journey(&mut self, j: &ClosedJourney, path: &str) {
+        let w = window_start(j.end_ts, self.window_ms);
+        let converted = j.outcome == Outcome::Converted;
+        let jw = self.journey_windows.entry((w, j.first_channel, j.outcome)).or_default();
+        jw.journeys += 1;
+        jw.hops += j.hops;
+        jw.conversion_value += j.conversion_value;
+        if let Some(r) = j.resolution_ms {
+            jw.resolution_ms_sum += r;
+            jw.resolutions.push(r);
+        }
+        jw.fcr += i64::from(j.first_contact_resolution == Some(true));
+
+        let p = self.paths.entry((w, path.to_owned())).or_default();
+        p.journeys += 1;
+        p.conversions += i64::from(converted);
+        p.conversion_value += j.conversion_value;
+
+        if converted {
+            let v = j.conversion_value;
+            for (model, channel) in [(AttributionModel::FirstTouch, j.first_channel), (AttributionModel::LastTouch, j.last_channel)] {
+                let a = self.attribution.entry((w, model, channel)).or_default();
+                a.0 += 1.0;
+                a.1 += v;
+            }
+            let segments = f64::from(j.segment_counts.iter().map(|&(_, n)| n).sum::<u32>());
+            for &(channel, n) in &j.segment_counts {
+                let share = f64::from(n) / segments;
+                let a = self.attribution.entry((w, AttributionModel::Linear, channel)).or_default();
+                a.0 += share;
+                a.1 += v * share;
+            }
+        }
+    }
+
+    /// Moves activity windows that end at or before `watermark` into `out`
+    /// (all of them when `watermark` is `None`: the input ended).
+    pub(crate) fn emit_activity(&mut self, watermark: Option<i64>, names: &Names, partition: i32, out: &mut Rows) {
+        fn split<V>(m: &mut BTreeMap<i64, V>, watermark: Option<i64>, window_ms: i64) -> BTreeMap<i64, V> {
+            match watermark {
+                None => std::mem::take(m),
+                // Windows starting after `watermark - window_ms` are still open.
+                Some(wm) => {
+                    let open = m.split_off(&(wm.saturating_sub(window_ms).saturating_add(1)));
+                    std::mem::replace(m, open)
+                }
+            }
+        }
+        let done = split(&mut self.activity, watermark, self.window_ms);
+        for (window_start, counts) in done {
+            let start = out.activity.len();
+            out.activity.extend(counts.into_iter().map(|((ch, t), events)| ActivityRow {
+                partition,
+                window_start,
+                channel: names.get(ch).clone(),
+                event_type: t,
+                events,
+            }));
+            out.activity[start..].sort_by(|a, b| (&a.channel, a.event_type).cmp(&(&b.channel, b.event_type)));
+        }
+        let done = split(&mut self.transitions, watermark, self.window_ms);
+        for (window_start, counts) in done {
+            let start = out.transitions.len();
+            out.transitions.extend(counts.into_iter().map(|((from, to), hops)| TransitionRow {
+                partition,
+                window_start,
+                from_channel: names.get(from).clone(),
+                to_channel: names.get(to).clone(),
+                hops,
+            }));
+            out.transitions[start..].sort_by(|a, b| (&a.from_channel, &a.to_channel).cmp(&(&b.from_channel, &b.to_channel)));
+        }
+    }
+
+    /// Moves every journey-derived aggregate into `out`, sorted by key.
+    pub(crate) fn drain_journey_tables(&mut self, names: &Names, partition: i32, out: &mut Rows) {
+        let mut jw: Vec<_> = self.journey_windows.drain().collect();
+        jw.sort_by(|a, b| (a.0.0, names.get(a.0.1), a.0.2).cmp(&(b.0.0, names.get(b.0.1), b.0.2)));
+        out.journey_windows.extend(jw.into_iter().map(|((window_start, first, outcome), mut acc)| {
+            acc.resolutions.sort_unstable();
+            JourneyWindowRow {
+                partition,
+                window_start,
+                first_channel: names.get(first).clone(),
+                outcome,
+                journeys: acc.journeys,
+                hops: acc.hops,
+                conversion_value: acc.conversion_value,
+                resolved: acc.resolutions.len() as i64,
+                resolution_ms_sum: acc.resolution_ms_sum,
+                resolution_ms_p50: nearest_rank(&acc.resolutions, 50),
+                resolution_ms_p90: nearest_rank(&acc.resolutions, 90),
+                resolution_ms_p99: nearest_rank(&acc.resolutions, 99),
+                fcr: acc.fcr,
+            }
+        }));
+
+        let mut paths: Vec<_> = self.paths.drain().collect();
+        paths.sort_by(|a, b| a.0.cmp(&b.0));
+        out.paths.extend(paths.into_iter().map(|((window_start, path), p)| PathRow {
+            partition,
+            window_start,
+            path,
+            journeys: p.journeys,
+            conversions: p.conversions,
+            conversion_value: p.conversion_value,
+        }));
+
+        let mut friction: Vec<_> = self.friction.drain().collect();
+        friction.sort_by(|a, b| {
+            let k = |x: &(i64, FrictionKind, NameId, NameId)| (x.0, x.1, names.get(x.2).clone(), names.get_opt(x.3).cloned());
+            k(&a.0).cmp(&k(&b.0))
+        });
+        out.friction.extend(friction.into_iter().map(|((window_start, kind, ch, step), occurrences)| FrictionRow {
+            partition,
+            window_start,
+            kind,
+            channel: names.get(ch).clone(),
+            step: names.get_opt(step).cloned(),
+            occurrences,
+        }));
+
+        let mut attribution: Vec<_> = self.attribution.drain().collect();
+        attribution.sort_by(|a, b| (a.0.0, a.0.1, names.get(a.0.2)).cmp(&(b.0.0, b.0.1, names.get(b.0.2))));
+        out.attribution.extend(attribution.into_iter().map(|((window_start, model, ch), (conversions, value))| AttributionRow {
+            partition,
+            window_start,
+            model,
+            channel: names.get(ch).clone(),
+            conversions,
+            value,
+        }));
+    }
+
+    /// Windows with activity not yet written (for progress reporting).
+    pub(crate) fn open_windows(&self) -> usize {
+        self.activity.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<i64> = (1..=10).collect();
+        assert_eq!(nearest_rank(&v, 50), Some(5));
+        assert_eq!(nearest_rank(&v, 90), Some(9));
+        assert_eq!(nearest_rank(&v, 99), Some(10));
+        assert_eq!(nearest_rank(&[7], 50), Some(7));
+        assert_eq!(nearest_rank(&[1, 2], 50), Some(1));
+        assert_eq!(nearest_rank(&[1, 2], 99), Some(2));
+        assert_eq!(nearest_rank(&[], 50), None);
+    }
+
+    #[test]
+    fn activity_is_written_only_once_the_watermark_passes_the_window_end() {
+        let mut names = Names::default();
+        let web = names.intern("web");
+        let mut agg = WindowAggregates::new(60_000);
+        agg.activity(59_999, web, EventType::Touch);
+        agg.activity(60_000, web, EventType::Touch);
+        let mut out = Rows::default();
+        agg.emit_activity(Some(59_999), &names, 0, &mut out);
+        assert!(out.activity.is_empty(), "window [0, 60000) still open at watermark 59999");
+        agg.emit_activity(Some(60_000), &names, 0, &mut out);
+        assert_eq!(out.activity.len(), 1);
+        assert_eq!((out.activity[0].window_start, out.activity[0].events), (0, 1));
+        agg.emit_activity(None, &names, 0, &mut out);
+        assert_eq!(out.activity.len(), 2);
+        assert_eq!(out.activity[1].window_start, 60_000);
+    }
+}
