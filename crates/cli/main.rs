@@ -1,1 +1,40 @@
-fn main() {}
+//! `omnimeter`: the command line over the engine and its adapters. It parses
+//! arguments, picks the mode, and turns every failure into one line on stderr
+//! and an exit code (2 for bad usage, input or output).
+
+mod args;
+mod file_mode;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // clap's first line names the flag and what was wrong; the usage block after it is noise in logs.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+            eprintln!("omnimeter: {first} (see omnimeter --help)");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Run(run) => file_mode::run(&run),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("omnimeter: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -87,8 +87,10 @@ impl EngineConfig {
 struct Pending {
     ts: i64,
     event_id: CompactString,
-    /// Arrival order, so exact repeats of `(ts, event_id)` leave the buffer in a stable order.
-    seq: u64,
+    /// Hash of the raw payload: orders two different events with the same
+    /// `(ts, event_id)` the same way whatever their arrival order (the SPEC leaves
+    /// such ties open; exact copies hash alike and are interchangeable).
+    tie: u64,
     key: u32,
     channel: NameId,
     step: NameId,
@@ -98,7 +100,7 @@ struct Pending {
 
 impl Pending {
     fn order(&self) -> (i64, &[u8], u64) {
-        (self.ts, self.event_id.as_bytes(), self.seq)
+        (self.ts, self.event_id.as_bytes(), self.tie)
     }
 }
 
@@ -215,7 +217,6 @@ pub struct PartitionEngine {
     names: Names,
     keys: KeyTable,
     reorder: BinaryHeap<Reverse<Pending>>,
-    arrivals: u64,
     /// `(earliest possible close, key, journey serial)`, re-checked when popped.
     deadlines: BinaryHeap<Reverse<(i64, u32, u64)>>,
     journey_serial: u64,
@@ -234,7 +235,6 @@ impl PartitionEngine {
             names: Names::default(),
             keys: KeyTable::default(),
             reorder: BinaryHeap::new(),
-            arrivals: 0,
             deadlines: BinaryHeap::new(),
             journey_serial: 0,
             windows: WindowAggregates::new(cfg.window.0.max(1)),
@@ -283,7 +283,7 @@ impl PartitionEngine {
         if self.watermark().is_some_and(|w| event.ts < w) {
             return self.reject(raw, offset, RejectReason::Late, event.ts);
         }
-        self.accept(event);
+        self.accept(event, xxhash_rust::xxh3::xxh3_64(raw));
     }
 
     fn reject(&mut self, raw: &[u8], offset: i64, reason: RejectReason, placed_ts: i64) {
@@ -291,21 +291,20 @@ impl PartitionEngine {
         self.ready.rejected.push(RejectedRow { partition: self.partition, offset, reason, raw: raw.to_vec(), placed_ts });
     }
 
-    fn accept(&mut self, e: Event<'_>) {
+    fn accept(&mut self, e: Event<'_>, tie: u64) {
         self.stats.accepted += 1;
         let key = self.keys.find_or_insert(&e.customer_id, e.journey_id.as_deref());
         self.keys.get_mut(key).pending += 1;
         let pending = Pending {
             ts: e.ts,
             event_id: CompactString::from(e.event_id.as_ref()),
-            seq: self.arrivals,
+            tie,
             key,
             channel: self.names.intern(&e.channel),
             step: e.step.as_deref().map_or(NO_NAME, |s| self.names.intern(s)),
             event_type: e.event_type,
             value: e.value.unwrap_or(0.0),
         };
-        self.arrivals += 1;
         self.reorder.push(Reverse(pending));
         if self.max_ts.is_none_or(|m| e.ts > m) {
             self.max_ts = Some(e.ts);
@@ -443,5 +442,189 @@ impl PartitionEngine {
     /// Activity windows that are not yet complete.
     pub fn open_windows(&self) -> usize {
         self.windows.open_windows()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_793_606_400_000; // 2026-11-02T08:00:00Z
+    const MIN: i64 = 60_000;
+
+    fn ev(id: &str, ts: i64, cust: &str, channel: &str, t: &str) -> String {
+        format!(r#"{{"event_id":"{id}","ts":{ts},"customer_id":"{cust}","channel":"{channel}","type":"{t}"}}"#)
+    }
+
+    fn thread_ev(id: &str, ts: i64, cust: &str, thread: &str, t: &str) -> String {
+        format!(r#"{{"event_id":"{id}","ts":{ts},"customer_id":"{cust}","journey_id":"{thread}","channel":"web","type":"{t}"}}"#)
+    }
+
+    fn engine() -> PartitionEngine {
+        PartitionEngine::new(EngineConfig::default(), 7)
+    }
+
+    fn feed(e: &mut PartitionEngine, lines: &[String]) {
+        for (i, l) in lines.iter().enumerate() {
+            e.push(l.as_bytes(), i as i64);
+        }
+    }
+
+    fn all_rows(lines: &[String]) -> (Rows, Stats) {
+        let mut e = engine();
+        feed(&mut e, lines);
+        e.finish();
+        (e.take_rows(), e.stats().clone())
+    }
+
+    #[test]
+    fn events_exactly_gap_apart_start_a_new_journey() {
+        let gap = 30 * MIN;
+        let (rows, _) = all_rows(&[ev("a", T0, "c", "web", "touch"), ev("b", T0 + gap - 1, "c", "web", "touch")]);
+        assert_eq!(rows.journeys.len(), 1, "gap - 1 ms apart: one journey");
+        let (rows, _) = all_rows(&[ev("a", T0, "c", "web", "touch"), ev("b", T0 + gap, "c", "web", "touch")]);
+        assert_eq!(rows.journeys.len(), 2, "exactly gap apart: two journeys");
+    }
+
+    #[test]
+    fn threads_use_thread_gap_and_are_separate_from_sessions() {
+        let lines = [
+            thread_ev("a", T0, "c", "case-1", "request_opened"),
+            ev("s", T0 + 1, "c", "web", "touch"),
+            thread_ev("b", T0 + 20 * 3_600_000, "c", "case-1", "request_resolved"),
+        ];
+        let (rows, _) = all_rows(&lines);
+        assert_eq!(rows.journeys.len(), 2);
+        let thread = rows.journeys.iter().find(|j| j.journey_id.is_some()).unwrap();
+        assert_eq!((thread.events, thread.resolution_ms), (2, Some(20 * 3_600_000)));
+        let (rows, _) = all_rows(&[thread_ev("a", T0, "c", "case-1", "touch"), thread_ev("b", T0 + 24 * 3_600_000, "c", "case-1", "touch")]);
+        assert_eq!(rows.journeys.len(), 2, "exactly thread_gap apart");
+    }
+
+    #[test]
+    fn late_is_strictly_below_the_watermark() {
+        // max ts T0+10s, lateness 5s: watermark T0+5s.
+        let lines = [
+            ev("a", T0 + 10_000, "c", "web", "touch"),
+            ev("b", T0 + 5_000, "c", "web", "touch"),
+            ev("c", T0 + 4_999, "c", "web", "touch"),
+        ];
+        let (rows, stats) = all_rows(&lines);
+        assert_eq!(stats.late(), 1);
+        assert_eq!(rows.rejected.len(), 1);
+        assert_eq!((rows.rejected[0].reason, rows.rejected[0].offset, rows.rejected[0].placed_ts), (RejectReason::Late, 2, T0 + 4_999));
+        assert_eq!(rows.journeys[0].events, 2, "the late event changes no metric");
+        assert_eq!(rows.journeys[0].start_ts, T0 + 5_000);
+    }
+
+    #[test]
+    fn late_events_do_not_move_the_watermark_but_rejected_ones_are_placed_at_it() {
+        let lines = [ev("a", T0 + 60_000, "c", "web", "touch"), "not json".to_owned(), ev("b", T0, "c", "web", "touch")];
+        let (rows, stats) = all_rows(&lines);
+        assert_eq!((stats.late(), stats.malformed()), (1, 1));
+        let bad = rows.rejected.iter().find(|r| r.reason == RejectReason::InvalidJson).unwrap();
+        assert_eq!((bad.offset, bad.placed_ts, bad.partition), (1, T0 + 60_000, 7));
+    }
+
+    #[test]
+    fn journeys_fold_in_ts_then_event_id_order_whatever_the_arrival() {
+        // Same ts: "a-phone" sorts before "b-web" bytewise, so the path is phone>web.
+        let lines = [ev("b-web", T0, "c", "web", "touch"), ev("a-phone", T0, "c", "phone", "contact"), ev("x", T0 - 1000, "c", "app", "touch")];
+        let (rows, _) = all_rows(&lines);
+        assert_eq!(rows.journeys.len(), 1);
+        assert_eq!(rows.journeys[0].path, "app>phone>web");
+        assert_eq!(rows.journeys[0].start_ts, T0 - 1000);
+    }
+
+    #[test]
+    fn duplicates_are_counted_not_processed() {
+        let a = ev("a", T0, "c", "web", "touch");
+        let (rows, stats) = all_rows(&[a.clone(), ev("b", T0 + 1000, "c", "app", "touch"), a.clone()]);
+        assert_eq!((stats.duplicates, stats.processed, stats.accepted), (1, 2, 3));
+        assert_eq!(rows.journeys[0].events, 2);
+        assert_eq!(rows.activity.iter().map(|r| r.events).sum::<i64>(), 2);
+        // A repeated id with a later ts inside the journey extends nothing.
+        let (rows, stats) = all_rows(&[a.clone(), ev("a", T0 + 10 * MIN, "c", "app", "conversion")]);
+        assert_eq!(stats.duplicates, 1);
+        assert_eq!((rows.journeys[0].end_ts, rows.journeys[0].outcome), (T0, Outcome::Browsed));
+        // The same id after the journey ended (gap or more later) starts a new journey.
+        let (rows, stats) = all_rows(&[a, ev("a", T0 + 31 * MIN, "c", "web", "touch")]);
+        assert_eq!((stats.duplicates, rows.journeys.len()), (0, 2));
+    }
+
+    #[test]
+    fn journeys_close_when_the_watermark_reaches_last_ts_plus_gap() {
+        let mut e = engine();
+        let lateness = 5_000;
+        feed(&mut e, &[ev("a", T0, "c", "web", "touch")]);
+        e.push(ev("z", T0 + 30 * MIN + lateness - 1, "other", "web", "touch").as_bytes(), 1);
+        assert!(e.take_rows().journeys.is_empty(), "watermark one ms short of last_ts + gap");
+        e.push(ev("y", T0 + 30 * MIN + lateness, "other", "web", "touch").as_bytes(), 2);
+        let rows = e.take_rows();
+        assert_eq!(rows.journeys.len(), 1, "watermark reached last_ts + gap");
+        assert_eq!(rows.journeys[0].customer_id, "c");
+        assert_eq!((e.open_journeys(), e.buffered_events()), (0, 2), "the other key still waits in the reorder buffer");
+    }
+
+    #[test]
+    fn activity_rows_wait_for_the_watermark_to_pass_the_window_end() {
+        let mut e = engine();
+        feed(&mut e, &[ev("a", T0 + 30_000, "c", "web", "touch")]);
+        e.push(ev("b", T0 + MIN + 4_999, "d", "web", "touch").as_bytes(), 1);
+        assert!(e.take_rows().activity.is_empty());
+        e.push(ev("c", T0 + MIN + 5_000, "d", "web", "touch").as_bytes(), 2);
+        let rows = e.take_rows();
+        assert_eq!(rows.activity.len(), 1);
+        assert_eq!((rows.activity[0].window_start, rows.activity[0].events, rows.activity[0].partition), (T0, 1, 7));
+    }
+
+    #[test]
+    fn a_journey_belongs_to_the_window_of_its_end_and_hops_to_the_window_of_the_change() {
+        let (rows, _) = all_rows(&[ev("a", T0 + 10, "c", "web", "touch"), ev("b", T0 + 2 * MIN + 10, "c", "phone", "contact")]);
+        assert_eq!(rows.journey_windows[0].window_start, T0 + 2 * MIN);
+        assert_eq!(rows.paths[0].window_start, T0 + 2 * MIN);
+        assert_eq!(rows.transitions[0].window_start, T0 + 2 * MIN);
+        let first_contact_friction = rows.friction.iter().find(|f| f.kind == FrictionKind::UnansweredContact).unwrap();
+        assert_eq!(first_contact_friction.window_start, T0 + 2 * MIN);
+        let drop_off = rows.friction.iter().find(|f| f.kind == FrictionKind::DropOff).unwrap();
+        assert_eq!((drop_off.window_start, &*drop_off.channel), (T0 + 2 * MIN, "phone"));
+    }
+
+    #[test]
+    fn attribution_splits_linear_credit_per_segment() {
+        let lines = [
+            ev("1", T0, "c", "web", "touch"),
+            ev("2", T0 + 1, "c", "app", "touch"),
+            ev("3", T0 + 2, "c", "web", "touch"),
+            format!(r#"{{"event_id":"4","ts":{},"customer_id":"c","channel":"store","type":"conversion","value":100}}"#, T0 + 3),
+            format!(r#"{{"event_id":"5","ts":{},"customer_id":"c","channel":"store","type":"conversion","value":20}}"#, T0 + 4),
+        ];
+        let (rows, _) = all_rows(&lines);
+        let get = |m: AttributionModel, ch: &str| rows.attribution.iter().find(|a| a.model == m && &*a.channel == ch).map(|a| (a.conversions, a.value));
+        assert_eq!(get(AttributionModel::FirstTouch, "web"), Some((1.0, 120.0)));
+        assert_eq!(get(AttributionModel::LastTouch, "store"), Some((1.0, 120.0)));
+        assert_eq!(get(AttributionModel::Linear, "web"), Some((0.5, 60.0)), "two of four segments");
+        assert_eq!(get(AttributionModel::Linear, "app"), Some((0.25, 30.0)));
+        assert_eq!(rows.paths[0].conversions, 1, "two conversion events, one converted journey");
+    }
+
+    #[test]
+    fn config_validation_names_the_key() {
+        let bad = EngineConfig { gap: DurationMs(0), ..EngineConfig::default() };
+        let err = bad.validate().unwrap_err();
+        assert_eq!(err.key, "gap");
+        assert!(err.to_string().starts_with("gap = 0ms: expected"), "{err}");
+        assert_eq!(EngineConfig { max_path: 0, ..EngineConfig::default() }.validate().unwrap_err().key, "max_path");
+        assert!(EngineConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn finish_closes_everything_and_frees_every_key() {
+        let mut e = engine();
+        feed(&mut e, &[ev("a", T0, "c", "web", "touch"), thread_ev("b", T0, "c", "t", "touch")]);
+        assert_eq!(e.buffered_events(), 2);
+        e.finish();
+        assert_eq!((e.open_journeys(), e.buffered_events(), e.keys.index.len()), (0, 0, 0));
+        assert_eq!(e.take_rows().journeys.len(), 2);
     }
 }

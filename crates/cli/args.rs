@@ -1,0 +1,71 @@
+//! Command-line arguments (SPEC §5).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use omnimeter_engine::{DurationMs, EngineConfig};
+
+#[derive(Debug, Parser)]
+#[command(name = "omnimeter", version, about = "Measures omnichannel customer journeys: NDJSON or Kafka in, Parquet and Prometheus out")]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the journey engine over an NDJSON file or stdin (`--input`).
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// NDJSON input file, or `-` for stdin.
+    #[arg(long, value_name = "FILE|-")]
+    pub(crate) input: Option<PathBuf>,
+    /// Output root for the Parquet tables.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) output: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) engine: EngineArgs,
+    /// Lines between two Parquet flushes in file mode (bounds memory on big inputs).
+    #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) flush_lines: u64,
+}
+
+/// Engine settings as flags; an absent flag keeps the SPEC default.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct EngineArgs {
+    /// Tumbling window length [default: 1m].
+    #[arg(long, value_name = "D")]
+    pub(crate) window: Option<DurationMs>,
+    /// Inactivity that ends a sessionized journey [default: 30m].
+    #[arg(long, value_name = "D")]
+    pub(crate) gap: Option<DurationMs>,
+    /// Inactivity that ends an explicit `journey_id` thread [default: 24h].
+    #[arg(long, value_name = "D")]
+    pub(crate) thread_gap: Option<DurationMs>,
+    /// How far behind the highest seen `ts` an event may arrive [default: 5s].
+    #[arg(long, value_name = "D")]
+    pub(crate) allowed_lateness: Option<DurationMs>,
+    /// Time within which a contact must get a reply [default: 15m].
+    #[arg(long, value_name = "D")]
+    pub(crate) reply_sla: Option<DurationMs>,
+    /// Path segments kept before `>…` [default: 12].
+    #[arg(long, value_name = "N")]
+    pub(crate) max_path: Option<usize>,
+}
+
+impl EngineArgs {
+    /// Applies the flags that were given over `base`.
+    pub(crate) fn apply(&self, base: EngineConfig) -> EngineConfig {
+        EngineConfig {
+            window: self.window.unwrap_or(base.window),
+            gap: self.gap.unwrap_or(base.gap),
+            thread_gap: self.thread_gap.unwrap_or(base.thread_gap),
+            allowed_lateness: self.allowed_lateness.unwrap_or(base.allowed_lateness),
+            reply_sla: self.reply_sla.unwrap_or(base.reply_sla),
+            max_path: self.max_path.unwrap_or(base.max_path),
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Where files go: the Hive folders `<table>/date=YYYY-MM-DD/hour=HH` of a UTC
+//! timestamp, and file names derived from the source position so that a replayed
+//! batch lands on the same names.
+
+use std::path::{Path, PathBuf};
+
+const MS_PER_HOUR: i64 = 3_600_000;
+
+/// Hours since the Unix epoch; floors, so times before 1970 go to the hour that
+/// contains them rather than the one after.
+pub(crate) fn hour_of(ms: i64) -> i64 {
+    ms.div_euclid(MS_PER_HOUR)
+}
+
+/// Proleptic Gregorian (year, month, day) of a day count since 1970-01-01.
+/// Howard Hinnant's `civil_from_days`: exact over the whole i64 hour range we
+/// produce, with no table and no chrono.
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468; // shift the epoch to 0000-03-01 so leap days end a year
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097; // [0, 146096]
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11], March = 0
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// `root/<table>/date=YYYY-MM-DD/hour=HH` for an hour from [`hour_of`].
+pub(crate) fn hour_dir(root: &Path, table: &str, hour: i64) -> PathBuf {
+    let (y, m, d) = civil_from_days(hour.div_euclid(24));
+    let h = hour.rem_euclid(24);
+    root.join(table)
+        .join(format!("date={y:04}-{m:02}-{d:02}"))
+        .join(format!("hour={h:02}"))
+}
+
+/// `p{partition:05}-o{offset:020}.parquet`: zero-padded so names sort by position.
+pub(crate) fn file_name(partition: i32, first_offset: i64) -> String {
+    format!("p{partition:05}-o{first_offset:020}.parquet")
+}
+
+/// Temp name in the same directory: the leading dot hides it from `**/*.parquet`
+/// globs and from Hive-style readers, which skip dot and underscore files.
+pub(crate) fn temp_name(final_name: &str) -> String {
+    format!(".{final_name}.tmp")
+}
+
+/// A file name this sink produced, recognised for cleanup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Named {
+    pub(crate) partition: i32,
+    pub(crate) first_offset: i64,
+    pub(crate) temp: bool,
+}
+
+/// Parses a name made by [`file_name`] or [`temp_name`]; anything else is `None`
+/// so foreign files in the tree are never touched.
+pub(crate) fn parse_name(name: &str) -> Option<Named> {
+    let (name, temp) = match name.strip_prefix('.') {
+        Some(rest) => (rest.strip_suffix(".tmp")?, true),
+        None => (name, false),
+    };
+    let (p, o) = name
+        .strip_suffix(".parquet")?
+        .strip_prefix('p')?
+        .split_once("-o")?;
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(p) || !all_digits(o) {
+        return None;
+    }
+    Some(Named {
+        partition: p.parse().ok()?,
+        first_offset: o.parse().ok()?,
+        temp,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hinnant's inverse, only to cross-check `civil_from_days`.
+    fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let m = i64::from(m);
+        let mp = if m > 2 { m - 3 } else { m + 9 };
+        let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
+    fn dir(ms: i64) -> String {
+        hour_dir(Path::new("r"), "t", hour_of(ms))
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn civil_dates_and_hours() {
+        assert_eq!(dir(0), "r/t/date=1970-01-01/hour=00");
+        assert_eq!(dir(3_599_999), "r/t/date=1970-01-01/hour=00");
+        assert_eq!(dir(3_600_000), "r/t/date=1970-01-01/hour=01");
+        // Before the epoch: the last millisecond of 1969, not hour 0 of 1970.
+        assert_eq!(dir(-1), "r/t/date=1969-12-31/hour=23");
+        assert_eq!(dir(-86_400_000), "r/t/date=1969-12-31/hour=00");
+        assert_eq!(dir(-86_400_001), "r/t/date=1969-12-30/hour=23");
+        // 2024-02-29T13:45:00Z (leap day) and the day after.
+        assert_eq!(dir(1_709_214_300_000), "r/t/date=2024-02-29/hour=13");
+        assert_eq!(dir(1_709_251_200_000), "r/t/date=2024-03-01/hour=00");
+        // 2000-02-29 (400-year leap) and 1900-03-01 (1900 is not a leap year).
+        assert_eq!(dir(951_782_400_000), "r/t/date=2000-02-29/hour=00");
+        assert_eq!(dir(-2_203_891_200_000), "r/t/date=1900-03-01/hour=00");
+        // 2025-12-31T23:59:59.999Z
+        assert_eq!(dir(1_767_225_599_999), "r/t/date=2025-12-31/hour=23");
+    }
+
+    #[test]
+    fn civil_from_days_inverts_days_from_civil() {
+        for days in (-800_000..800_000).step_by(37) {
+            let (y, m, d) = civil_from_days(days);
+            assert!((1..=12).contains(&m) && (1..=31).contains(&d));
+            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
+        }
+        assert_eq!(civil_from_days(-719_468), (0, 3, 1));
+    }
+
+    #[test]
+    fn names_are_padded_and_parse_back() {
+        let name = file_name(3, 42);
+        assert_eq!(name, "p00003-o00000000000000000042.parquet");
+        let tmp = temp_name(&name);
+        assert_eq!(tmp, ".p00003-o00000000000000000042.parquet.tmp");
+        assert_eq!(
+            parse_name(&name),
+            Some(Named {
+                partition: 3,
+                first_offset: 42,
+                temp: false
+            })
+        );
+        assert_eq!(
+            parse_name(&tmp),
+            Some(Named {
+                partition: 3,
+                first_offset: 42,
+                temp: true
+            })
+        );
+        let big = file_name(123_456, i64::MAX);
+        assert_eq!(parse_name(&big).map(|n| n.first_offset), Some(i64::MAX));
+        for foreign in [
+            "part-0.parquet",
+            "p1-o2.parquet.bak",
+            ".p1-o2.parquet",
+            "p-1-o2.parquet",
+            "p1-o+2.parquet",
+            "_SUCCESS",
+        ] {
+            assert_eq!(parse_name(foreign), None, "{foreign}");
+        }
+    }
+}

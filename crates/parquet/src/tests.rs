@@ -1,0 +1,438 @@
+//! Sink-level tests: write real files into a temp dir and read them back.
+
+use std::error::Error as StdError;
+use std::fs::File;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampMillisecondType};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, TimeUnit};
+use omnimeter_engine::*;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{LogicalType, TimeUnit as PqTimeUnit};
+use parquet::schema::types::SchemaDescPtr;
+
+use super::*;
+
+type TestResult = std::result::Result<(), Box<dyn StdError>>;
+
+/// 2024-02-29T13:45:00Z, a leap day.
+const T0: i64 = 1_709_214_300_000;
+const HOUR: i64 = 3_600_000;
+
+fn name(s: &str) -> Name {
+    Arc::from(s)
+}
+
+fn journey(end_ts: i64, journey_id: Option<&str>, fcr: Option<bool>) -> JourneyRow {
+    JourneyRow {
+        partition: 0,
+        customer_id: "c-1".into(),
+        journey_id: journey_id.map(String::from),
+        start_ts: end_ts - 60_000,
+        end_ts,
+        duration_ms: 60_000,
+        events: 3,
+        path: "web>chat".into(),
+        hops: 1,
+        channels: 2,
+        first_channel: name("web"),
+        last_channel: name("chat"),
+        outcome: Outcome::Resolved,
+        conversion_value: 0.0,
+        resolution_ms: fcr.map(|_| 45_000),
+        first_contact_resolution: fcr,
+        repeat_contacts: 0,
+        unanswered_contacts: 1,
+        errors: 0,
+    }
+}
+
+/// Every table populated; journeys and rejected span two hours each.
+fn sample() -> Rows {
+    Rows {
+        journeys: vec![
+            journey(T0, Some("j-1"), Some(true)),
+            journey(T0 + HOUR, None, None),
+        ],
+        activity: vec![ActivityRow {
+            partition: 0,
+            window_start: T0,
+            channel: name("web"),
+            event_type: EventType::RequestOpened,
+            events: 7,
+        }],
+        transitions: vec![TransitionRow {
+            partition: 0,
+            window_start: T0,
+            from_channel: name("web"),
+            to_channel: name("chat"),
+            hops: 2,
+        }],
+        journey_windows: vec![JourneyWindowRow {
+            partition: 0,
+            window_start: T0,
+            first_channel: name("web"),
+            outcome: Outcome::Converted,
+            journeys: 4,
+            hops: 5,
+            conversion_value: 99.5,
+            resolved: 0,
+            resolution_ms_sum: 0,
+            resolution_ms_p50: None,
+            resolution_ms_p90: None,
+            resolution_ms_p99: None,
+            fcr: 0,
+        }],
+        paths: vec![PathRow {
+            partition: 0,
+            window_start: T0,
+            path: "web>chat".into(),
+            journeys: 4,
+            conversions: 1,
+            conversion_value: 99.5,
+        }],
+        friction: vec![FrictionRow {
+            partition: 0,
+            window_start: T0,
+            kind: FrictionKind::DropOff,
+            channel: name("app"),
+            step: None,
+            occurrences: 3,
+        }],
+        attribution: vec![AttributionRow {
+            partition: 0,
+            window_start: T0,
+            model: AttributionModel::Linear,
+            channel: name("web"),
+            conversions: 0.5,
+            value: 49.75,
+        }],
+        rejected: vec![
+            RejectedRow {
+                partition: 0,
+                offset: 11,
+                reason: RejectReason::Late,
+                raw: br#"{"ts":1}"#.to_vec(),
+                placed_ts: T0,
+            },
+            RejectedRow {
+                partition: 0,
+                offset: 12,
+                reason: RejectReason::InvalidJson,
+                raw: vec![0xff, 0xfe, b'x'],
+                placed_ts: 0,
+            },
+        ],
+    }
+}
+
+/// The single record batch of a file, and the file's Parquet schema.
+fn read(path: &Path) -> std::result::Result<(RecordBatch, SchemaDescPtr), Box<dyn StdError>> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path)?)?;
+    let parquet_schema = builder.metadata().file_metadata().schema_descr_ptr();
+    let batches = builder
+        .build()?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    assert_eq!(batches.len(), 1, "{}", path.display());
+    let batch = batches.into_iter().next().ok_or("no batch")?;
+    Ok((batch, parquet_schema))
+}
+
+fn col<'a>(batch: &'a RecordBatch, name: &str) -> &'a ArrayRef {
+    batch
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name}"))
+}
+
+/// Every file under `dir`, relative, sorted.
+fn files(dir: &Path) -> Vec<String> {
+    fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) {
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, base, out);
+            } else if let Ok(rel) = path.strip_prefix(base) {
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn writes_hive_layout_and_reads_back() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let mut sink = ParquetSink::new(tmp.path().join("out"))?;
+    let report = sink.write_batch(&sample(), 0, 10)?;
+
+    assert_eq!(report.files, [2, 1, 1, 1, 1, 1, 1, 2]);
+    assert_eq!(report.rows, [2, 1, 1, 1, 1, 1, 1, 2]);
+    let name = "p00000-o00000000000000000010.parquet";
+    let mut expected: Vec<String> = [
+        "journeys/date=2024-02-29/hour=13",
+        "journeys/date=2024-02-29/hour=14",
+        "activity/date=2024-02-29/hour=13",
+        "transitions/date=2024-02-29/hour=13",
+        "journey_windows/date=2024-02-29/hour=13",
+        "paths/date=2024-02-29/hour=13",
+        "friction/date=2024-02-29/hour=13",
+        "attribution/date=2024-02-29/hour=13",
+        "rejected/date=1970-01-01/hour=00",
+        "rejected/date=2024-02-29/hour=13",
+    ]
+    .iter()
+    .map(|d| format!("{d}/{name}"))
+    .collect();
+    let published: Vec<String> = report
+        .paths
+        .iter()
+        .map(|p| {
+            p.strip_prefix(sink.root())
+                .map(|r| r.to_string_lossy().into_owned())
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    assert_eq!(published, expected, "report order: table, then hour");
+    expected.sort();
+    assert_eq!(
+        files(sink.root()),
+        expected,
+        "nothing but the published files"
+    );
+
+    // journeys: types, Parquet logical timestamp, values, nulls
+    let (batch, parquet_schema) = read(&report.paths[0])?;
+    let ts_type = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+    let schema = batch.schema();
+    let types: Vec<(&str, &DataType, bool)> = schema
+        .fields()
+        .iter()
+        .map(|f| (f.name().as_str(), f.data_type(), f.is_nullable()))
+        .collect();
+    assert_eq!(types[0], ("partition", &DataType::Int32, false));
+    assert_eq!(types[2], ("journey_id", &DataType::Utf8, true));
+    assert_eq!(types[3], ("start_ts", &ts_type, false));
+    assert_eq!(types[4], ("end_ts", &ts_type, false));
+    assert_eq!(
+        types[15],
+        ("first_contact_resolution", &DataType::Boolean, true)
+    );
+    assert_eq!(types.len(), 19);
+    assert!(!types.iter().any(|(n, ..)| *n == "date" || *n == "hour"));
+    let end_ts = parquet_schema.column(4);
+    assert_eq!(end_ts.name(), "end_ts");
+    assert_eq!(
+        end_ts.logical_type_ref(),
+        Some(&LogicalType::timestamp(true, PqTimeUnit::MILLIS))
+    );
+    let ends = col(&batch, "end_ts").as_primitive::<TimestampMillisecondType>();
+    assert_eq!(ends.values().as_ref(), [T0]);
+    assert_eq!(col(&batch, "journey_id").as_string::<i32>().value(0), "j-1");
+    assert_eq!(
+        col(&batch, "outcome").as_string::<i32>().value(0),
+        "resolved"
+    );
+    assert_eq!(
+        col(&batch, "resolution_ms")
+            .as_primitive::<Int64Type>()
+            .value(0),
+        45_000
+    );
+    assert!(
+        col(&batch, "first_contact_resolution")
+            .as_boolean()
+            .value(0)
+    );
+    assert_eq!(
+        col(&batch, "unanswered_contacts")
+            .as_primitive::<Int64Type>()
+            .value(0),
+        1
+    );
+
+    let (batch, _) = read(&report.paths[1])?;
+    assert!(col(&batch, "journey_id").is_null(0));
+    assert!(col(&batch, "resolution_ms").is_null(0));
+    assert!(col(&batch, "first_contact_resolution").is_null(0));
+
+    let (batch, _) = read(&report.paths[2])?;
+    let names: Vec<String> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(
+        names,
+        ["window_start", "partition", "channel", "type", "events"]
+    );
+    assert_eq!(col(&batch, "window_start").data_type(), &ts_type);
+    assert_eq!(
+        col(&batch, "type").as_string::<i32>().value(0),
+        "request_opened"
+    );
+    assert_eq!(
+        col(&batch, "partition")
+            .as_primitive::<Int32Type>()
+            .value(0),
+        0
+    );
+
+    let (batch, _) = read(&report.paths[4])?;
+    assert_eq!(
+        col(&batch, "resolution_ms_p99").data_type(),
+        &DataType::Int64
+    );
+    assert!(col(&batch, "resolution_ms_p99").is_null(0));
+    assert_eq!(
+        col(&batch, "conversion_value")
+            .as_primitive::<Float64Type>()
+            .value(0),
+        99.5
+    );
+
+    let (batch, _) = read(&report.paths[6])?;
+    assert!(col(&batch, "step").is_null(0));
+    assert_eq!(col(&batch, "kind").as_string::<i32>().value(0), "drop_off");
+
+    let (batch, _) = read(&report.paths[7])?;
+    assert_eq!(col(&batch, "model").as_string::<i32>().value(0), "linear");
+    assert_eq!(
+        col(&batch, "conversions")
+            .as_primitive::<Float64Type>()
+            .value(0),
+        0.5
+    );
+
+    // rejected at 1970: non-UTF-8 bytes survive in `raw`, `raw_text` is null
+    let (batch, _) = read(&report.paths[8])?;
+    assert_eq!(col(&batch, "raw").data_type(), &DataType::Binary);
+    assert_eq!(
+        col(&batch, "raw").as_binary::<i32>().value(0),
+        [0xff, 0xfe, b'x']
+    );
+    assert!(col(&batch, "raw_text").is_null(0));
+    assert_eq!(
+        col(&batch, "reason").as_string::<i32>().value(0),
+        "invalid_json"
+    );
+    assert_eq!(
+        col(&batch, "offset").as_primitive::<Int64Type>().value(0),
+        12
+    );
+    let (batch, _) = read(&report.paths[9])?;
+    assert_eq!(
+        col(&batch, "raw_text").as_string::<i32>().value(0),
+        r#"{"ts":1}"#
+    );
+    Ok(())
+}
+
+#[test]
+fn rewriting_a_batch_replaces_its_files() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let mut sink = ParquetSink::new(tmp.path())?;
+    let first = sink.write_batch(&sample(), 3, 500)?;
+    let before = files(tmp.path());
+    let again = sink.write_batch(&sample(), 3, 500)?;
+    assert_eq!(first, again);
+    assert_eq!(files(tmp.path()), before);
+    assert_eq!(before.len(), 10, "one file per (table, hour)");
+    assert!(
+        before
+            .iter()
+            .all(|f| f.ends_with("p00003-o00000000000000000500.parquet"))
+    );
+    Ok(())
+}
+
+#[test]
+fn empty_batch_writes_nothing() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let mut sink = ParquetSink::new(tmp.path())?;
+    assert_eq!(
+        sink.write_batch(&Rows::default(), 0, 0)?,
+        WriteReport::default()
+    );
+    assert!(files(tmp.path()).is_empty());
+    Ok(())
+}
+
+#[test]
+fn remove_from_drops_only_that_partition_from_the_offset() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let mut sink = ParquetSink::new(tmp.path())?;
+    for (partition, offset) in [(0, 0), (0, 100), (0, 200), (1, 100)] {
+        sink.write_batch(&sample(), partition, offset)?;
+    }
+    // Temps left by a crash mid-write, plus a foreign file that must survive.
+    let hour = tmp.path().join("journeys/date=2024-02-29/hour=13");
+    fs::write(
+        hour.join(".p00000-o00000000000000000050.parquet.tmp"),
+        b"partial",
+    )?;
+    fs::write(
+        hour.join(".p00001-o00000000000000000300.parquet.tmp"),
+        b"partial",
+    )?;
+    fs::write(hour.join("notes.txt"), b"keep")?;
+
+    assert_eq!(sink.remove_from(0, 100)?, 10 + 10 + 1);
+
+    let left = files(tmp.path());
+    let count = |needle: &str| left.iter().filter(|f| f.contains(needle)).count();
+    assert_eq!(count("p00000-o00000000000000000000.parquet"), 10);
+    assert_eq!(count("p00000-o00000000000000000100"), 0);
+    assert_eq!(count("p00000-o00000000000000000200"), 0);
+    assert_eq!(count("p00001-o00000000000000000100.parquet"), 10);
+    assert_eq!(count(".p00001-o00000000000000000300.parquet.tmp"), 1);
+    assert_eq!(count("notes.txt"), 1);
+    assert_eq!(left.len(), 22);
+
+    assert_eq!(sink.remove_from(0, 100)?, 0, "idempotent");
+    Ok(())
+}
+
+#[test]
+fn remove_from_on_an_empty_root_is_a_no_op() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let sink = ParquetSink::new(tmp.path())?;
+    assert_eq!(sink.remove_from(0, 0)?, 0);
+    Ok(())
+}
+
+#[test]
+fn new_fails_when_root_cannot_be_created() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let file = tmp.path().join("a-file");
+    fs::write(&file, b"")?;
+    let err = ParquetSink::new(file.join("out"))
+        .err()
+        .ok_or("expected an error")?;
+    assert!(matches!(err, Error::Io { .. }));
+    assert!(err.to_string().contains("a-file"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn negative_positions_are_rejected() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let mut sink = ParquetSink::new(tmp.path())?;
+    let err = sink
+        .write_batch(&sample(), 0, -1)
+        .err()
+        .ok_or("expected an error")?;
+    assert!(matches!(
+        err,
+        Error::NegativePosition {
+            partition: 0,
+            offset: -1
+        }
+    ));
+    assert!(files(tmp.path()).is_empty());
+    Ok(())
+}
