@@ -76,7 +76,7 @@ impl Resolution {
     }
 
     fn first_contact_resolution(&self) -> Option<bool> {
-        (self.resolved_ts != NOT_RESOLVED).then(|| self.same_channel && self.contacts <= 1)
+        (self.resolved_ts != NOT_RESOLVED).then_some(self.same_channel && self.contacts <= 1)
     }
 }
 

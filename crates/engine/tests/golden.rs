@@ -2,6 +2,8 @@
 //! independently computed CSVs in `tests/data/*.expected/` (the end-to-end test in
 //! the root `tests/` does the same through the binary and Parquet).
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -18,12 +20,10 @@ fn data_dir() -> PathBuf {
 fn run(name: &str) -> Rows {
     let text = std::fs::read(data_dir().join(format!("{name}.ndjson"))).unwrap();
     let mut engine = PartitionEngine::new(EngineConfig::default(), 0);
-    let mut offset = 0;
-    for line in text.split(|&b| b == b'\n') {
+    for (offset, line) in text.split(|&b| b == b'\n').enumerate() {
         if !line.iter().all(u8::is_ascii_whitespace) {
-            engine.push(line, offset);
+            engine.push(line, offset as i64);
         }
-        offset += 1;
     }
     engine.finish();
     engine.take_rows()

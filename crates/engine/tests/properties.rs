@@ -2,6 +2,8 @@
 //! allowed lateness changes no table, hop counts agree between tables, and no
 //! byte string can panic it.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use omnimeter_engine::{DurationMs, EngineConfig, PartitionEngine, Rows};
