@@ -38,8 +38,12 @@ fn summary_counts_match_the_sample_summary() {
     let input = repo().join("tests/data/public-late.ndjson");
     let run = omnimeter(&["run", "--input", input.to_str().unwrap(), "--output", out.path().to_str().unwrap()]);
     let line = String::from_utf8(run.stdout).unwrap();
-    let want: serde_json::Value = serde_json::from_slice(&std::fs::read(repo().join("tests/data/public-late.expected/summary.json")).unwrap()).unwrap();
-    for (label, key) in [("processed", "processed_events"), ("duplicates", "duplicates"), ("journeys", "journeys"), ("late", "late")] {
+    let want: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo().join("tests/data/public-late.expected/summary.json")).unwrap())
+            .unwrap();
+    for (label, key) in
+        [("processed", "processed_events"), ("duplicates", "duplicates"), ("journeys", "journeys"), ("late", "late")]
+    {
         let n = want[key].as_u64().unwrap();
         let needle = if label == "processed" { format!("{n} processed") } else { format!("{label} {n}") };
         assert!(line.contains(&needle), "summary lacks {needle:?}: {line}");
@@ -50,9 +54,15 @@ fn summary_counts_match_the_sample_summary() {
 fn layout_is_hive_partitioned_with_millisecond_utc_timestamps_and_no_temp_files() {
     let out = tempfile::tempdir().unwrap();
     let input = repo().join("tests/data/public-sample.ndjson");
-    assert!(omnimeter(&["run", "--input", input.to_str().unwrap(), "--output", out.path().to_str().unwrap()]).status.success());
+    assert!(
+        omnimeter(&["run", "--input", input.to_str().unwrap(), "--output", out.path().to_str().unwrap()])
+            .status
+            .success()
+    );
     let files = parquet_files(out.path());
-    for table in ["journeys", "activity", "transitions", "journey_windows", "paths", "friction", "attribution", "rejected"] {
+    for table in
+        ["journeys", "activity", "transitions", "journey_windows", "paths", "friction", "attribution", "rejected"]
+    {
         assert!(files.iter().any(|f| f.starts_with(out.path().join(table))), "no files for {table}");
     }
     for f in &files {
@@ -64,7 +74,8 @@ fn layout_is_hive_partitioned_with_millisecond_utc_timestamps_and_no_temp_files(
         assert!(parts[3].starts_with("p00000-o") && parts[3].ends_with(".parquet"), "{rel}");
     }
     let root = format!("{}/", out.path().display());
-    let temps: Vec<String> = walk(out.path()).into_iter().filter(|p| p.trim_start_matches(&root).contains(".tmp")).collect();
+    let temps: Vec<String> =
+        walk(out.path()).into_iter().filter(|p| p.trim_start_matches(&root).contains(".tmp")).collect();
     assert!(temps.is_empty(), "temp files left: {:?}", &temps[..temps.len().min(3)]);
     // pyarrow reads the files on its own and sees TIMESTAMP(MILLIS, UTC).
     python_check(&[
@@ -112,7 +123,8 @@ fn stdin_blank_lines_and_crlf() {
     let out = tempfile::tempdir().unwrap();
     let good = r#"{"event_id":"a","ts":"2026-11-02T08:00:00Z","customer_id":"c","channel":"web","type":"touch"}"#;
     let input = format!("{good}\r\n\n   \nnot json\r\n");
-    let run = util::omnimeter_stdin(&["run", "--input", "-", "--output", out.path().to_str().unwrap()], input.as_bytes());
+    let run =
+        util::omnimeter_stdin(&["run", "--input", "-", "--output", out.path().to_str().unwrap()], input.as_bytes());
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let line = String::from_utf8(run.stdout).unwrap();
     assert!(line.contains("4 lines, 2 blank"), "{line}");
@@ -146,9 +158,15 @@ fn bad_flags_inputs_and_outputs_give_one_line_and_exit_2() {
     let s = sample.to_str().unwrap();
     assert_usage_error(&["run", "--input", s, "--output", o, "--bogus"], "--bogus");
     assert_usage_error(&["run", "--input", s, "--output", o, "--gap", "30 minutes"], "invalid duration");
-    assert_usage_error(&["run", "--input", s, "--output", o, "--window", "0s"], "window = 0ms: expected a duration above zero");
+    assert_usage_error(
+        &["run", "--input", s, "--output", o, "--window", "0s"],
+        "window = 0ms: expected a duration above zero",
+    );
     assert_usage_error(&["run", "--input", s, "--output", o, "--max-path", "x"], "--max-path");
-    assert_usage_error(&["run", "--input", "/nonexistent/events.ndjson", "--output", o], "cannot read input /nonexistent/events.ndjson");
+    assert_usage_error(
+        &["run", "--input", "/nonexistent/events.ndjson", "--output", o],
+        "cannot read input /nonexistent/events.ndjson",
+    );
     let file = out.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
     assert_usage_error(&["run", "--input", s, "--output", file.join("sub").to_str().unwrap()], "cannot write output");
@@ -159,7 +177,17 @@ fn bad_flags_inputs_and_outputs_give_one_line_and_exit_2() {
 fn engine_flags_change_the_result() {
     let out = tempfile::tempdir().unwrap();
     let input = repo().join("tests/data/public-sample.ndjson");
-    let run = omnimeter(&["run", "--input", input.to_str().unwrap(), "--output", out.path().to_str().unwrap(), "--gap", "1m", "--window", "1h"]);
+    let run = omnimeter(&[
+        "run",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.path().to_str().unwrap(),
+        "--gap",
+        "1m",
+        "--window",
+        "1h",
+    ]);
     assert!(run.status.success());
     let line = String::from_utf8(run.stdout).unwrap();
     assert!(!line.contains("journeys 101,"), "a 1m gap splits more journeys: {line}");

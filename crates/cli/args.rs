@@ -6,7 +6,11 @@ use clap::{Args, Parser, Subcommand};
 use omnimeter_engine::{DurationMs, EngineConfig};
 
 #[derive(Debug, Parser)]
-#[command(name = "omnimeter", version, about = "Measures omnichannel customer journeys: NDJSON or Kafka in, Parquet and Prometheus out")]
+#[command(
+    name = "omnimeter",
+    version,
+    about = "Measures omnichannel customer journeys: NDJSON or Kafka in, Parquet and Prometheus out"
+)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,

@@ -54,8 +54,9 @@ impl Summary {
             .collect();
         let rows: Vec<String> = TABLES.iter().zip(self.rows).map(|(t, n)| format!("{t}={n}")).collect();
         let secs = self.elapsed.as_secs_f64();
+        let rss = peak_rss_bytes().map_or(String::new(), |b| format!(", peak RSS {:.1} MiB", b as f64 / 1048576.0));
         format!(
-            "omnimeter: {} events ({} lines, {} blank), {} processed, rejected {} ({}), late {}, duplicates {}, journeys {}, rows {}, {} files, {:.2}s, {:.0} events/s",
+            "omnimeter: {} events ({} lines, {} blank), {} processed, rejected {} ({}), late {}, duplicates {}, journeys {}, rows {}, {} files, {:.2}s, {:.0} events/s{rss}",
             s.inputs,
             self.lines,
             self.blank,
@@ -73,12 +74,25 @@ impl Summary {
     }
 }
 
-pub(crate) fn process(mut reader: impl BufRead, mut sink: ParquetSink, cfg: EngineConfig, flush_lines: u64) -> Result<Summary> {
+/// Peak resident memory of this process (Linux `VmHWM`), for the summary and benchmarks.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim();
+    kb.parse::<u64>().ok().map(|kb| kb * 1024)
+}
+
+pub(crate) fn process(
+    mut reader: impl BufRead,
+    mut sink: ParquetSink,
+    cfg: EngineConfig,
+    flush_lines: u64,
+) -> Result<Summary> {
     let started = Instant::now();
     let mut engine = PartitionEngine::new(cfg, 0);
     let mut line = Vec::with_capacity(4096);
     let (mut offset, mut blank, mut batch_first) = (0i64, 0u64, 0i64);
-    let mut summary = Summary { lines: 0, blank: 0, stats: Stats::default(), rows: [0; 8], files: 0, elapsed: Duration::ZERO };
+    let mut summary =
+        Summary { lines: 0, blank: 0, stats: Stats::default(), rows: [0; 8], files: 0, elapsed: Duration::ZERO };
     let mut last_progress = Instant::now();
     loop {
         line.clear();

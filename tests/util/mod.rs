@@ -6,15 +6,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-pub fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-pub fn omnimeter(args: &[&str]) -> Output {
+pub(crate) fn omnimeter(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_omnimeter")).args(args).current_dir(repo()).output().unwrap()
 }
 
-pub fn omnimeter_stdin(args: &[&str], input: &[u8]) -> Output {
+pub(crate) fn omnimeter_stdin(args: &[&str], input: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_omnimeter"))
         .args(args)
         .current_dir(repo())
@@ -29,8 +29,9 @@ pub fn omnimeter_stdin(args: &[&str], input: &[u8]) -> Output {
 
 /// Runs `python3 ARGS` from the repository root and fails the test with its output
 /// unless it exits 0. The readers (duckdb, pyarrow) come from PyPI; `.ci/run` installs them.
-pub fn python_check(args: &[&str]) {
-    let out = Command::new("python3").args(args).current_dir(repo()).output().expect("python3 is needed for reader checks");
+pub(crate) fn python_check(args: &[&str]) {
+    let out =
+        Command::new("python3").args(args).current_dir(repo()).output().expect("python3 is needed for reader checks");
     assert!(
         out.status.success(),
         "python check failed ({}):\n{}\n{}",
@@ -41,13 +42,15 @@ pub fn python_check(args: &[&str]) {
 }
 
 /// Every published Parquet file under `root`, sorted.
-pub fn parquet_files(root: &Path) -> Vec<PathBuf> {
+pub(crate) fn parquet_files(root: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
             if p.is_dir() {
                 walk(&p, out);
-            } else if p.extension().is_some_and(|x| x == "parquet") && !p.file_name().unwrap().to_str().unwrap().starts_with('.') {
+            } else if p.extension().is_some_and(|x| x == "parquet")
+                && !p.file_name().unwrap().to_str().unwrap().starts_with('.')
+            {
                 out.push(p);
             }
         }

@@ -276,7 +276,8 @@ mod tests {
     use super::*;
     use RejectReason::*;
 
-    const OK: &str = r#"{"event_id":"e1","ts":"2026-11-02T08:00:00Z","customer_id":"c1","channel":"web","type":"touch"}"#;
+    const OK: &str =
+        r#"{"event_id":"e1","ts":"2026-11-02T08:00:00Z","customer_id":"c1","channel":"web","type":"touch"}"#;
 
     fn with(field: &str, json: &str) -> String {
         let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(OK).unwrap();

@@ -24,6 +24,9 @@ use crate::stats::Stats;
 use crate::time::DurationMs;
 use crate::windows::WindowAggregates;
 
+mod checkpoint;
+pub use checkpoint::CheckpointError;
+
 /// Engine settings (SPEC §5 defaults).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EngineConfig {
@@ -83,7 +86,7 @@ impl EngineConfig {
 }
 
 /// An accepted event waiting for the watermark to pass its `ts`.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Pending {
     ts: i64,
     event_id: CompactString,
@@ -122,7 +125,7 @@ impl Ord for Pending {
 }
 
 /// A journey key `(customer_id, journey_id)` with its open journey, if any.
-#[derive(Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
 struct KeySlot {
     customer_id: Box<str>,
     journey_id: Option<Box<str>>,
@@ -131,7 +134,7 @@ struct KeySlot {
     journey: Option<OpenJourney>,
 }
 
-#[derive(Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
 struct OpenJourney {
     serial: u64,
     state: JourneyState,
@@ -156,19 +159,13 @@ impl KeyTable {
         let h = Self::hash(&self.hasher, customer, thread);
         let slots = &self.slots;
         let eq = |&i: &u32| {
-            slots[i as usize]
-                .as_ref()
-                .is_some_and(|s| &*s.customer_id == customer && s.journey_id.as_deref() == thread)
+            slots[i as usize].as_ref().is_some_and(|s| &*s.customer_id == customer && s.journey_id.as_deref() == thread)
         };
         if let Some(&i) = self.index.find(h, eq) {
             return i;
         }
-        let slot = KeySlot {
-            customer_id: customer.into(),
-            journey_id: thread.map(Into::into),
-            pending: 0,
-            journey: None,
-        };
+        let slot =
+            KeySlot { customer_id: customer.into(), journey_id: thread.map(Into::into), pending: 0, journey: None };
         let i = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = Some(slot);
@@ -288,7 +285,13 @@ impl PartitionEngine {
 
     fn reject(&mut self, raw: &[u8], offset: i64, reason: RejectReason, placed_ts: i64) {
         self.stats.rejected[reason.index()] += 1;
-        self.ready.rejected.push(RejectedRow { partition: self.partition, offset, reason, raw: raw.to_vec(), placed_ts });
+        self.ready.rejected.push(RejectedRow {
+            partition: self.partition,
+            offset,
+            reason,
+            raw: raw.to_vec(),
+            placed_ts,
+        });
     }
 
     fn accept(&mut self, e: Event<'_>, tie: u64) {
@@ -457,7 +460,9 @@ mod tests {
     }
 
     fn thread_ev(id: &str, ts: i64, cust: &str, thread: &str, t: &str) -> String {
-        format!(r#"{{"event_id":"{id}","ts":{ts},"customer_id":"{cust}","journey_id":"{thread}","channel":"web","type":"{t}"}}"#)
+        format!(
+            r#"{{"event_id":"{id}","ts":{ts},"customer_id":"{cust}","journey_id":"{thread}","channel":"web","type":"{t}"}}"#
+        )
     }
 
     fn engine() -> PartitionEngine {
@@ -497,7 +502,10 @@ mod tests {
         assert_eq!(rows.journeys.len(), 2);
         let thread = rows.journeys.iter().find(|j| j.journey_id.is_some()).unwrap();
         assert_eq!((thread.events, thread.resolution_ms), (2, Some(20 * 3_600_000)));
-        let (rows, _) = all_rows(&[thread_ev("a", T0, "c", "case-1", "touch"), thread_ev("b", T0 + 24 * 3_600_000, "c", "case-1", "touch")]);
+        let (rows, _) = all_rows(&[
+            thread_ev("a", T0, "c", "case-1", "touch"),
+            thread_ev("b", T0 + 24 * 3_600_000, "c", "case-1", "touch"),
+        ]);
         assert_eq!(rows.journeys.len(), 2, "exactly thread_gap apart");
     }
 
@@ -512,14 +520,18 @@ mod tests {
         let (rows, stats) = all_rows(&lines);
         assert_eq!(stats.late(), 1);
         assert_eq!(rows.rejected.len(), 1);
-        assert_eq!((rows.rejected[0].reason, rows.rejected[0].offset, rows.rejected[0].placed_ts), (RejectReason::Late, 2, T0 + 4_999));
+        assert_eq!(
+            (rows.rejected[0].reason, rows.rejected[0].offset, rows.rejected[0].placed_ts),
+            (RejectReason::Late, 2, T0 + 4_999)
+        );
         assert_eq!(rows.journeys[0].events, 2, "the late event changes no metric");
         assert_eq!(rows.journeys[0].start_ts, T0 + 5_000);
     }
 
     #[test]
     fn late_events_do_not_move_the_watermark_but_rejected_ones_are_placed_at_it() {
-        let lines = [ev("a", T0 + 60_000, "c", "web", "touch"), "not json".to_owned(), ev("b", T0, "c", "web", "touch")];
+        let lines =
+            [ev("a", T0 + 60_000, "c", "web", "touch"), "not json".to_owned(), ev("b", T0, "c", "web", "touch")];
         let (rows, stats) = all_rows(&lines);
         assert_eq!((stats.late(), stats.malformed()), (1, 1));
         let bad = rows.rejected.iter().find(|r| r.reason == RejectReason::InvalidJson).unwrap();
@@ -529,7 +541,11 @@ mod tests {
     #[test]
     fn journeys_fold_in_ts_then_event_id_order_whatever_the_arrival() {
         // Same ts: "a-phone" sorts before "b-web" bytewise, so the path is phone>web.
-        let lines = [ev("b-web", T0, "c", "web", "touch"), ev("a-phone", T0, "c", "phone", "contact"), ev("x", T0 - 1000, "c", "app", "touch")];
+        let lines = [
+            ev("b-web", T0, "c", "web", "touch"),
+            ev("a-phone", T0, "c", "phone", "contact"),
+            ev("x", T0 - 1000, "c", "app", "touch"),
+        ];
         let (rows, _) = all_rows(&lines);
         assert_eq!(rows.journeys.len(), 1);
         assert_eq!(rows.journeys[0].path, "app>phone>web");
@@ -580,7 +596,8 @@ mod tests {
 
     #[test]
     fn a_journey_belongs_to_the_window_of_its_end_and_hops_to_the_window_of_the_change() {
-        let (rows, _) = all_rows(&[ev("a", T0 + 10, "c", "web", "touch"), ev("b", T0 + 2 * MIN + 10, "c", "phone", "contact")]);
+        let (rows, _) =
+            all_rows(&[ev("a", T0 + 10, "c", "web", "touch"), ev("b", T0 + 2 * MIN + 10, "c", "phone", "contact")]);
         assert_eq!(rows.journey_windows[0].window_start, T0 + 2 * MIN);
         assert_eq!(rows.paths[0].window_start, T0 + 2 * MIN);
         assert_eq!(rows.transitions[0].window_start, T0 + 2 * MIN);
@@ -596,11 +613,19 @@ mod tests {
             ev("1", T0, "c", "web", "touch"),
             ev("2", T0 + 1, "c", "app", "touch"),
             ev("3", T0 + 2, "c", "web", "touch"),
-            format!(r#"{{"event_id":"4","ts":{},"customer_id":"c","channel":"store","type":"conversion","value":100}}"#, T0 + 3),
-            format!(r#"{{"event_id":"5","ts":{},"customer_id":"c","channel":"store","type":"conversion","value":20}}"#, T0 + 4),
+            format!(
+                r#"{{"event_id":"4","ts":{},"customer_id":"c","channel":"store","type":"conversion","value":100}}"#,
+                T0 + 3
+            ),
+            format!(
+                r#"{{"event_id":"5","ts":{},"customer_id":"c","channel":"store","type":"conversion","value":20}}"#,
+                T0 + 4
+            ),
         ];
         let (rows, _) = all_rows(&lines);
-        let get = |m: AttributionModel, ch: &str| rows.attribution.iter().find(|a| a.model == m && &*a.channel == ch).map(|a| (a.conversions, a.value));
+        let get = |m: AttributionModel, ch: &str| {
+            rows.attribution.iter().find(|a| a.model == m && &*a.channel == ch).map(|a| (a.conversions, a.value))
+        };
         assert_eq!(get(AttributionModel::FirstTouch, "web"), Some((1.0, 120.0)));
         assert_eq!(get(AttributionModel::LastTouch, "store"), Some((1.0, 120.0)));
         assert_eq!(get(AttributionModel::Linear, "web"), Some((0.5, 60.0)), "two of four segments");

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use hashbrown::HashSet;
 
 use crate::event::EventType;
-use crate::names::{NameId, NO_NAME};
+use crate::names::{NO_NAME, NameId};
 use crate::rows::{FrictionKind, Outcome};
 
 /// A processed event as a journey sees it: interned names, no strings.
@@ -37,7 +37,7 @@ pub(crate) trait JourneyEffects {
 const NOT_RESOLVED: i64 = i64::MIN;
 
 /// Resolution as seen from one candidate opener (first `request_opened`, or first `contact`).
-#[derive(Debug, Clone, Copy)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy)]
 struct Resolution {
     opener_ts: i64,
     /// `NOT_RESOLVED` until the first resolver (a sentinel keeps the struct at 32 bytes).
@@ -80,7 +80,7 @@ impl Resolution {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy)]
 struct PendingContact {
     ts: i64,
     channel: NameId,
@@ -88,7 +88,7 @@ struct PendingContact {
 }
 
 /// Event ids seen in a journey, as 64-bit hashes: a list while small, a set after.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 enum SeenIds {
     Few(Vec<u64>),
     Many(HashSet<u64>),
@@ -122,7 +122,7 @@ const ABANDONED: u8 = 4;
 const OPENED: u8 = 8;
 
 /// The running state of one open journey.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub(crate) struct JourneyState {
     pub(crate) start_ts: i64,
     pub(crate) last_ts: i64,
@@ -351,7 +351,14 @@ mod tests {
     const SLA: i64 = 900_000;
 
     fn ev(ts: i64, channel: NameId, t: EventType) -> Step {
-        Step { ts, id_hash: ts as u64 * 31 + channel as u64 * 7 + t as u64, channel, step: NO_NAME, event_type: t, value: 0.0 }
+        Step {
+            ts,
+            id_hash: ts as u64 * 31 + channel as u64 * 7 + t as u64,
+            channel,
+            step: NO_NAME,
+            event_type: t,
+            value: 0.0,
+        }
     }
 
     fn fold(events: &[Step], max_path: usize) -> (ClosedJourney, Recorded) {
@@ -367,7 +374,14 @@ mod tests {
 
     #[test]
     fn path_hops_channels_and_ends() {
-        let evs = [ev(0, WEB, Touch), ev(1, WEB, RequestOpened), ev(2, PHONE, Contact), ev(3, APP, Touch), ev(4, WEB, Touch), ev(5, STORE, Conversion)];
+        let evs = [
+            ev(0, WEB, Touch),
+            ev(1, WEB, RequestOpened),
+            ev(2, PHONE, Contact),
+            ev(3, APP, Touch),
+            ev(4, WEB, Touch),
+            ev(5, STORE, Conversion),
+        ];
         let (j, fx) = fold(&evs, 12);
         assert_eq!(j.path_prefix, vec![WEB, PHONE, APP, WEB, STORE]);
         assert!(!j.truncated);
@@ -440,7 +454,9 @@ mod tests {
     #[test]
     fn unanswered_contacts_and_the_sla_boundary() {
         // Reply exactly at contact + SLA answers it; one ms later does not.
-        let unanswered = |fx: &Recorded| fx.friction.iter().filter(|f| f.1 == FrictionKind::UnansweredContact).copied().collect::<Vec<_>>();
+        let unanswered = |fx: &Recorded| {
+            fx.friction.iter().filter(|f| f.1 == FrictionKind::UnansweredContact).copied().collect::<Vec<_>>()
+        };
         let (j, fx) = fold(&[ev(0, PHONE, Contact), ev(SLA, PHONE, Reply)], 12);
         assert_eq!(j.unanswered_contacts, 0);
         assert!(unanswered(&fx).is_empty());
@@ -453,13 +469,17 @@ mod tests {
         let (j, _) = fold(&[ev(0, WEB, Reply), ev(10, PHONE, Contact)], 12);
         assert_eq!(j.unanswered_contacts, 1, "no later reply");
         // One reply answers every contact still within its SLA.
-        let (j, _) = fold(&[ev(0, PHONE, Contact), ev(5, CHAT, Contact), ev(SLA + 2, PHONE, Contact), ev(SLA + 3, PHONE, Reply)], 12);
+        let (j, _) = fold(
+            &[ev(0, PHONE, Contact), ev(5, CHAT, Contact), ev(SLA + 2, PHONE, Contact), ev(SLA + 3, PHONE, Reply)],
+            12,
+        );
         assert_eq!((j.unanswered_contacts, j.repeat_contacts), (1, 2), "only the contact at 0 expired");
     }
 
     #[test]
     fn friction_points() {
-        let evs = [ev(0, WEB, Error), ev(1, WEB, Contact), ev(2, PHONE, Contact), ev(3, PHONE, Abandon), ev(4, APP, Contact)];
+        let evs =
+            [ev(0, WEB, Error), ev(1, WEB, Contact), ev(2, PHONE, Contact), ev(3, PHONE, Abandon), ev(4, APP, Contact)];
         let (j, fx) = fold(&evs, 12);
         let kinds: Vec<_> = fx.friction.iter().map(|f| (f.0, f.1)).collect();
         assert_eq!(

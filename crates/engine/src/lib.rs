@@ -13,7 +13,7 @@ pub mod time;
 mod windows;
 
 pub use decode::{MAX_PAYLOAD_BYTES, decode};
-pub use engine::{ConfigError, EngineConfig, PartitionEngine};
+pub use engine::{CheckpointError, ConfigError, EngineConfig, PartitionEngine};
 pub use event::{Event, EventType};
 pub use rows::*;
 pub use stats::Stats;

@@ -21,6 +21,17 @@ pub(crate) struct Names {
 }
 
 impl Names {
+    /// Rebuilds a table from names in id order (a checkpoint's list).
+    pub(crate) fn from_list(names: Vec<Name>) -> Self {
+        let ids = names.iter().enumerate().map(|(i, n)| (n.clone(), i as NameId)).collect();
+        Names { ids, names }
+    }
+
+    /// All names in id order.
+    pub(crate) fn list(&self) -> &[Name] {
+        &self.names
+    }
+
     pub(crate) fn intern(&mut self, s: &str) -> NameId {
         if let Some(&id) = self.ids.get(s) {
             return id;

@@ -10,7 +10,7 @@ use crate::event::EventType;
 pub type Name = Arc<str>;
 
 /// How a journey ended, first that holds in SPEC §2's order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum Outcome {
     Converted,
     Resolved,
@@ -20,13 +20,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 5] = [
-        Outcome::Converted,
-        Outcome::Resolved,
-        Outcome::Abandoned,
-        Outcome::Unresolved,
-        Outcome::Browsed,
-    ];
+    pub const ALL: [Outcome; 5] =
+        [Outcome::Converted, Outcome::Resolved, Outcome::Abandoned, Outcome::Unresolved, Outcome::Browsed];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,7 +35,7 @@ impl Outcome {
 }
 
 /// Kinds of friction point (SPEC §2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum FrictionKind {
     RepeatContact,
     UnansweredContact,
@@ -70,7 +65,7 @@ impl FrictionKind {
 }
 
 /// Attribution models (SPEC §2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum AttributionModel {
     FirstTouch,
     LastTouch,
@@ -88,7 +83,7 @@ impl AttributionModel {
 }
 
 /// Why an input was sent to the dead-letter output (SPEC §1, plus `late` from §2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum RejectReason {
     InvalidJson,
     NotObject,
@@ -270,16 +265,8 @@ pub struct Rows {
 }
 
 /// Table names in SPEC §4 order; sinks and summaries index counts by this order.
-pub const TABLES: [&str; 8] = [
-    "journeys",
-    "activity",
-    "transitions",
-    "journey_windows",
-    "paths",
-    "friction",
-    "attribution",
-    "rejected",
-];
+pub const TABLES: [&str; 8] =
+    ["journeys", "activity", "transitions", "journey_windows", "paths", "friction", "attribution", "rejected"];
 
 impl Rows {
     /// Row counts per table, in [`TABLES`] order.

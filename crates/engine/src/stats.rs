@@ -2,7 +2,7 @@
 
 use crate::rows::{Outcome, RejectReason};
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stats {
     /// Raw inputs pushed (every line or message).
     pub inputs: u64,

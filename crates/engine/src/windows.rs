@@ -14,7 +14,7 @@ use crate::names::{NameId, Names};
 use crate::rows::*;
 use crate::time::window_start;
 
-#[derive(Debug, Default, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Default, Clone)]
 struct JourneyWindowAcc {
     journeys: i64,
     hops: i64,
@@ -24,7 +24,7 @@ struct JourneyWindowAcc {
     resolutions: Vec<i64>,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Default, Clone, Copy)]
 struct PathAcc {
     journeys: i64,
     conversions: i64,
@@ -41,7 +41,7 @@ fn nearest_rank(sorted: &[i64], p: usize) -> Option<i64> {
     sorted.get(rank - 1).copied()
 }
 
-#[derive(Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
 pub(crate) struct WindowAggregates {
     window_ms: i64,
     activity: BTreeMap<i64, HashMap<(NameId, EventType), i64>>,
@@ -103,7 +103,9 @@ impl WindowAggregates {
 
         if converted {
             let v = j.conversion_value;
-            for (model, channel) in [(AttributionModel::FirstTouch, j.first_channel), (AttributionModel::LastTouch, j.last_channel)] {
+            for (model, channel) in
+                [(AttributionModel::FirstTouch, j.first_channel), (AttributionModel::LastTouch, j.last_channel)]
+            {
                 let a = self.attribution.entry((w, model, channel)).or_default();
                 a.0 += 1.0;
                 a.1 += v;
@@ -153,7 +155,8 @@ impl WindowAggregates {
                 to_channel: names.get(to).clone(),
                 hops,
             }));
-            out.transitions[start..].sort_by(|a, b| (&a.from_channel, &a.to_channel).cmp(&(&b.from_channel, &b.to_channel)));
+            out.transitions[start..]
+                .sort_by(|a, b| (&a.from_channel, &a.to_channel).cmp(&(&b.from_channel, &b.to_channel)));
         }
     }
 
@@ -193,7 +196,9 @@ impl WindowAggregates {
 
         let mut friction: Vec<_> = self.friction.drain().collect();
         friction.sort_by(|a, b| {
-            let k = |x: &(i64, FrictionKind, NameId, NameId)| (x.0, x.1, names.get(x.2).clone(), names.get_opt(x.3).cloned());
+            let k = |x: &(i64, FrictionKind, NameId, NameId)| {
+                (x.0, x.1, names.get(x.2).clone(), names.get_opt(x.3).cloned())
+            };
             k(&a.0).cmp(&k(&b.0))
         });
         out.friction.extend(friction.into_iter().map(|((window_start, kind, ch, step), occurrences)| FrictionRow {
@@ -207,13 +212,8 @@ impl WindowAggregates {
 
         let mut attribution: Vec<_> = self.attribution.drain().collect();
         attribution.sort_by(|a, b| (a.0.0, a.0.1, names.get(a.0.2)).cmp(&(b.0.0, b.0.1, names.get(b.0.2))));
-        out.attribution.extend(attribution.into_iter().map(|((window_start, model, ch), (conversions, value))| AttributionRow {
-            partition,
-            window_start,
-            model,
-            channel: names.get(ch).clone(),
-            conversions,
-            value,
+        out.attribution.extend(attribution.into_iter().map(|((window_start, model, ch), (conversions, value))| {
+            AttributionRow { partition, window_start, model, channel: names.get(ch).clone(), conversions, value }
         }));
     }
 

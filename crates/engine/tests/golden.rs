@@ -56,7 +56,11 @@ fn expected(name: &str, table: &str, keys: &[&str], float_keys: &[&str], metrics
                 if float_keys.contains(k) && !v.is_empty() { f6(v.parse().unwrap()) } else { v }
             })
             .collect();
-        let m = if metrics.is_empty() { vec![1.0] } else { metrics.iter().map(|m| col(&rec, m).parse().unwrap_or(0.0)).collect() };
+        let m = if metrics.is_empty() {
+            vec![1.0]
+        } else {
+            metrics.iter().map(|m| col(&rec, m).parse().unwrap_or(0.0)).collect()
+        };
         add(&mut t, key, m);
     }
     t.retain(|_, v| v.iter().any(|x| *x != 0.0));
@@ -69,7 +73,9 @@ fn compare(table: &str, want: Table, mut got: Table) {
     for (k, w) in &want {
         match got.get(k) {
             None => diffs.push(format!("missing {k:?} {w:?}")),
-            Some(g) if g.iter().zip(w).any(|(a, b)| (a - b).abs() > 1e-6) => diffs.push(format!("{k:?}: want {w:?} got {g:?}")),
+            Some(g) if g.iter().zip(w).any(|(a, b)| (a - b).abs() > 1e-6) => {
+                diffs.push(format!("{k:?}: want {w:?} got {g:?}"))
+            }
             _ => {}
         }
     }
@@ -78,7 +84,12 @@ fn compare(table: &str, want: Table, mut got: Table) {
             diffs.push(format!("unexpected {k:?} {g:?}"));
         }
     }
-    assert!(diffs.is_empty(), "{table}: {} differences, first ones:\n{}", diffs.len(), diffs[..diffs.len().min(8)].join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "{table}: {} differences, first ones:\n{}",
+        diffs.len(),
+        diffs[..diffs.len().min(8)].join("\n")
+    );
 }
 
 fn ts(ms: i64) -> String {
@@ -92,17 +103,46 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 fn check_all(name: &str) {
     let rows = run(name);
     const J: [&str; 18] = [
-        "customer_id", "journey_id", "start_ts", "end_ts", "duration_ms", "events", "path", "hops", "channels", "first_channel",
-        "last_channel", "outcome", "conversion_value", "resolution_ms", "first_contact_resolution", "repeat_contacts",
-        "unanswered_contacts", "errors",
+        "customer_id",
+        "journey_id",
+        "start_ts",
+        "end_ts",
+        "duration_ms",
+        "events",
+        "path",
+        "hops",
+        "channels",
+        "first_channel",
+        "last_channel",
+        "outcome",
+        "conversion_value",
+        "resolution_ms",
+        "first_contact_resolution",
+        "repeat_contacts",
+        "unanswered_contacts",
+        "errors",
     ];
     let mut got = Table::new();
     for j in &rows.journeys {
         let key = vec![
-            j.customer_id.clone(), j.journey_id.clone().unwrap_or_default(), ts(j.start_ts), ts(j.end_ts), j.duration_ms.to_string(),
-            j.events.to_string(), j.path.clone(), j.hops.to_string(), j.channels.to_string(), j.first_channel.to_string(),
-            j.last_channel.to_string(), j.outcome.as_str().into(), f6(j.conversion_value), opt(j.resolution_ms),
-            opt(j.first_contact_resolution), j.repeat_contacts.to_string(), j.unanswered_contacts.to_string(), j.errors.to_string(),
+            j.customer_id.clone(),
+            j.journey_id.clone().unwrap_or_default(),
+            ts(j.start_ts),
+            ts(j.end_ts),
+            j.duration_ms.to_string(),
+            j.events.to_string(),
+            j.path.clone(),
+            j.hops.to_string(),
+            j.channels.to_string(),
+            j.first_channel.to_string(),
+            j.last_channel.to_string(),
+            j.outcome.as_str().into(),
+            f6(j.conversion_value),
+            opt(j.resolution_ms),
+            opt(j.first_contact_resolution),
+            j.repeat_contacts.to_string(),
+            j.unanswered_contacts.to_string(),
+            j.errors.to_string(),
         ];
         add(&mut got, key, vec![1.0]);
     }
@@ -110,35 +150,61 @@ fn check_all(name: &str) {
 
     let mut got = Table::new();
     for r in &rows.activity {
-        add(&mut got, vec![ts(r.window_start), r.channel.to_string(), r.event_type.as_str().into()], vec![r.events as f64]);
+        add(
+            &mut got,
+            vec![ts(r.window_start), r.channel.to_string(), r.event_type.as_str().into()],
+            vec![r.events as f64],
+        );
     }
     compare("activity", expected(name, "activity", &["window_start", "channel", "type"], &[], &["events"]), got);
 
     let mut got = Table::new();
     for r in &rows.transitions {
-        add(&mut got, vec![ts(r.window_start), r.from_channel.to_string(), r.to_channel.to_string()], vec![r.hops as f64]);
+        add(
+            &mut got,
+            vec![ts(r.window_start), r.from_channel.to_string(), r.to_channel.to_string()],
+            vec![r.hops as f64],
+        );
     }
-    compare("transitions", expected(name, "transitions", &["window_start", "from_channel", "to_channel"], &[], &["hops"]), got);
+    compare(
+        "transitions",
+        expected(name, "transitions", &["window_start", "from_channel", "to_channel"], &[], &["hops"]),
+        got,
+    );
 
     let mut got = Table::new();
     for r in &rows.journey_windows {
         add(
             &mut got,
             vec![ts(r.window_start), r.first_channel.to_string(), r.outcome.as_str().into()],
-            vec![r.journeys as f64, r.hops as f64, r.conversion_value, r.resolved as f64, r.resolution_ms_sum as f64, r.fcr as f64],
+            vec![
+                r.journeys as f64,
+                r.hops as f64,
+                r.conversion_value,
+                r.resolved as f64,
+                r.resolution_ms_sum as f64,
+                r.fcr as f64,
+            ],
         );
     }
     let jw_metrics = ["journeys", "hops", "conversion_value", "resolved", "resolution_ms_sum", "fcr"];
-    compare("journey_windows", expected(name, "journey_windows", &["window_start", "first_channel", "outcome"], &[], &jw_metrics), got);
+    compare(
+        "journey_windows",
+        expected(name, "journey_windows", &["window_start", "first_channel", "outcome"], &[], &jw_metrics),
+        got,
+    );
     // In one run every window × first_channel × outcome is one row, so percentiles compare too.
     let mut got = Table::new();
     for r in &rows.journey_windows {
         let p = [r.resolution_ms_p50, r.resolution_ms_p90, r.resolution_ms_p99].map(|p| p.map_or(-1.0, |v| v as f64));
         add(&mut got, vec![ts(r.window_start), r.first_channel.to_string(), r.outcome.as_str().into()], p.to_vec());
     }
-    let mut want = expected(name, "journey_windows", &["window_start", "first_channel", "outcome"], &[], &["resolution_ms_p50"]);
-    let want_p90 = expected(name, "journey_windows", &["window_start", "first_channel", "outcome"], &[], &["resolution_ms_p90"]);
-    let want_p99 = expected(name, "journey_windows", &["window_start", "first_channel", "outcome"], &[], &["resolution_ms_p99"]);
+    let mut want =
+        expected(name, "journey_windows", &["window_start", "first_channel", "outcome"], &[], &["resolution_ms_p50"]);
+    let want_p90 =
+        expected(name, "journey_windows", &["window_start", "first_channel", "outcome"], &[], &["resolution_ms_p90"]);
+    let want_p99 =
+        expected(name, "journey_windows", &["window_start", "first_channel", "outcome"], &[], &["resolution_ms_p99"]);
     for (k, v) in want.iter_mut() {
         v.push(want_p90.get(k).map_or(0.0, |x| x[0]));
         v.push(want_p99.get(k).map_or(0.0, |x| x[0]));
@@ -151,26 +217,50 @@ fn check_all(name: &str) {
 
     let mut got = Table::new();
     for r in &rows.paths {
-        add(&mut got, vec![ts(r.window_start), r.path.clone()], vec![r.journeys as f64, r.conversions as f64, r.conversion_value]);
+        add(
+            &mut got,
+            vec![ts(r.window_start), r.path.clone()],
+            vec![r.journeys as f64, r.conversions as f64, r.conversion_value],
+        );
     }
-    compare("paths", expected(name, "paths", &["window_start", "path"], &[], &["journeys", "conversions", "conversion_value"]), got);
+    compare(
+        "paths",
+        expected(name, "paths", &["window_start", "path"], &[], &["journeys", "conversions", "conversion_value"]),
+        got,
+    );
 
     let mut got = Table::new();
     for r in &rows.friction {
         let key = vec![ts(r.window_start), r.kind.as_str().into(), r.channel.to_string(), opt(r.step.as_deref())];
         add(&mut got, key, vec![r.occurrences as f64]);
     }
-    compare("friction", expected(name, "friction", &["window_start", "kind", "channel", "step"], &[], &["occurrences"]), got);
+    compare(
+        "friction",
+        expected(name, "friction", &["window_start", "kind", "channel", "step"], &[], &["occurrences"]),
+        got,
+    );
 
     let mut got = Table::new();
     for r in &rows.attribution {
-        add(&mut got, vec![ts(r.window_start), r.model.as_str().into(), r.channel.to_string()], vec![r.conversions, r.value]);
+        add(
+            &mut got,
+            vec![ts(r.window_start), r.model.as_str().into(), r.channel.to_string()],
+            vec![r.conversions, r.value],
+        );
     }
-    compare("attribution", expected(name, "attribution", &["window_start", "model", "channel"], &[], &["conversions", "value"]), got);
+    compare(
+        "attribution",
+        expected(name, "attribution", &["window_start", "model", "channel"], &[], &["conversions", "value"]),
+        got,
+    );
 
     let mut got = Table::new();
     for r in &rows.rejected {
-        add(&mut got, vec![r.reason.as_str().into(), String::from_utf8_lossy(&r.raw).into_owned(), r.offset.to_string()], vec![1.0]);
+        add(
+            &mut got,
+            vec![r.reason.as_str().into(), String::from_utf8_lossy(&r.raw).into_owned(), r.offset.to_string()],
+            vec![1.0],
+        );
     }
     compare("rejected", expected(name, "rejected", &["reason", "raw", "offset"], &[], &[]), got);
 }

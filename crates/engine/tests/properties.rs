@@ -10,7 +10,8 @@ use omnimeter_engine::{DurationMs, EngineConfig, PartitionEngine, Rows};
 use proptest::prelude::*;
 
 const CHANNELS: [&str; 4] = ["web", "app", "phone", "store"];
-const TYPES: [&str; 8] = ["touch", "contact", "reply", "request_opened", "request_resolved", "conversion", "error", "abandon"];
+const TYPES: [&str; 8] =
+    ["touch", "contact", "reply", "request_opened", "request_resolved", "conversion", "error", "abandon"];
 
 fn cfg() -> EngineConfig {
     EngineConfig {
@@ -68,26 +69,74 @@ fn canonical(rows: &Rows) -> BTreeMap<&'static str, Vec<String>> {
             let e = m.entry(k).or_insert_with(|| vec![0.0; v.len()]);
             e.iter_mut().zip(v).for_each(|(a, b)| *a += b);
         }
-        m.into_iter().map(|(k, v)| format!("{k} {}", v.iter().map(|x| format!("{x:.6}")).collect::<Vec<_>>().join(" "))).collect()
+        m.into_iter()
+            .map(|(k, v)| format!("{k} {}", v.iter().map(|x| format!("{x:.6}")).collect::<Vec<_>>().join(" ")))
+            .collect()
     }
     let mut t = BTreeMap::new();
     let mut journeys: Vec<String> = rows.journeys.iter().map(|j| format!("{j:?}")).collect();
     journeys.sort();
     t.insert("journeys", journeys);
-    t.insert("activity", sum(rows.activity.iter().map(|r| (format!("{} {} {:?}", r.window_start, r.channel, r.event_type), vec![r.events as f64]))));
-    t.insert("transitions", sum(rows.transitions.iter().map(|r| (format!("{} {} {}", r.window_start, r.from_channel, r.to_channel), vec![r.hops as f64]))));
+    t.insert(
+        "activity",
+        sum(rows
+            .activity
+            .iter()
+            .map(|r| (format!("{} {} {:?}", r.window_start, r.channel, r.event_type), vec![r.events as f64]))),
+    );
+    t.insert(
+        "transitions",
+        sum(rows
+            .transitions
+            .iter()
+            .map(|r| (format!("{} {} {}", r.window_start, r.from_channel, r.to_channel), vec![r.hops as f64]))),
+    );
     t.insert(
         "journey_windows",
         sum(rows.journey_windows.iter().map(|r| {
             (
-                format!("{} {} {:?} {:?} {:?} {:?}", r.window_start, r.first_channel, r.outcome, r.resolution_ms_p50, r.resolution_ms_p90, r.resolution_ms_p99),
-                vec![r.journeys as f64, r.hops as f64, r.conversion_value, r.resolved as f64, r.resolution_ms_sum as f64, r.fcr as f64],
+                format!(
+                    "{} {} {:?} {:?} {:?} {:?}",
+                    r.window_start,
+                    r.first_channel,
+                    r.outcome,
+                    r.resolution_ms_p50,
+                    r.resolution_ms_p90,
+                    r.resolution_ms_p99
+                ),
+                vec![
+                    r.journeys as f64,
+                    r.hops as f64,
+                    r.conversion_value,
+                    r.resolved as f64,
+                    r.resolution_ms_sum as f64,
+                    r.fcr as f64,
+                ],
             )
         })),
     );
-    t.insert("paths", sum(rows.paths.iter().map(|r| (format!("{} {}", r.window_start, r.path), vec![r.journeys as f64, r.conversions as f64, r.conversion_value]))));
-    t.insert("friction", sum(rows.friction.iter().map(|r| (format!("{} {:?} {} {:?}", r.window_start, r.kind, r.channel, r.step), vec![r.occurrences as f64]))));
-    t.insert("attribution", sum(rows.attribution.iter().map(|r| (format!("{} {:?} {}", r.window_start, r.model, r.channel), vec![r.conversions, r.value]))));
+    t.insert(
+        "paths",
+        sum(rows.paths.iter().map(|r| {
+            (
+                format!("{} {}", r.window_start, r.path),
+                vec![r.journeys as f64, r.conversions as f64, r.conversion_value],
+            )
+        })),
+    );
+    t.insert(
+        "friction",
+        sum(rows.friction.iter().map(|r| {
+            (format!("{} {:?} {} {:?}", r.window_start, r.kind, r.channel, r.step), vec![r.occurrences as f64])
+        })),
+    );
+    t.insert(
+        "attribution",
+        sum(rows
+            .attribution
+            .iter()
+            .map(|r| (format!("{} {:?} {}", r.window_start, r.model, r.channel), vec![r.conversions, r.value]))),
+    );
     t.insert("rejected", rows.rejected.iter().map(|r| format!("{:?}", r.reason)).collect());
     t
 }

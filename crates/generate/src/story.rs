@@ -124,9 +124,11 @@ pub(crate) enum Story {
     Browsing,
     /// web/app touches → checkout → conversion.
     QuickPurchase,
+    /// One contact answered and resolved on the same channel (first-contact resolution).
+    QuickFix,
 }
 
-const STORIES: [(Story, u32); 7] = [
+const STORIES: [(Story, u32); 8] = [
     (Story::WebCallback, 8),
     (Story::ChatPhoneEmail, 8),
     (Story::WhatsappPayment, 6),
@@ -134,6 +136,7 @@ const STORIES: [(Story, u32); 7] = [
     (Story::CaseThread, 6),
     (Story::Browsing, 50),
     (Story::QuickPurchase, 10),
+    (Story::QuickFix, 6),
 ];
 
 const BROWSE_STEPS: [&str; 7] = ["home", "search", "category", "product", "login", "account", "offers"];
@@ -141,8 +144,7 @@ const DEVICES: [&str; 3] = ["ios", "android", "ipados"];
 const ERROR_CODES: [&str; 4] = ["card_declined", "timeout", "3ds_failed", "insufficient_funds"];
 const CAMPAIGNS: [&str; 3] = ["black_friday", "winter_sale", "retarget_cart"];
 const CASE_TOPICS: [&str; 5] = ["return", "billing", "delivery", "complaint", "warranty"];
-const CASE_OPEN_CHANNELS: [Channel; 5] =
-    [Channel::Web, Channel::App, Channel::Email, Channel::Phone, Channel::Chat];
+const CASE_OPEN_CHANNELS: [Channel; 5] = [Channel::Web, Channel::App, Channel::Email, Channel::Phone, Channel::Chat];
 const CASE_CONTACT_CHANNELS: [Channel; 6] =
     [Channel::Phone, Channel::Email, Channel::Chat, Channel::Whatsapp, Channel::Store, Channel::Social];
 
@@ -213,7 +215,7 @@ impl Cursor {
     /// Picks a story for `customer` and returns the cursor on its first event.
     /// `next_case` is the generator's case counter, bumped when a thread starts.
     pub(crate) fn start(rng: &mut Rng, customer: u64, next_case: &mut u32) -> Cursor {
-        let weights: [u32; 7] = STORIES.map(|(_, w)| w);
+        let weights = STORIES.map(|(_, w)| w);
         let story = STORIES[rng.weighted(&weights)].0;
         let mut c = Cursor {
             customer,
@@ -228,10 +230,14 @@ impl Cursor {
         c.ev = match story {
             Story::WebCallback => {
                 let topic = rng.pick(&["order", "delivery", "product_question"]);
-                Ev::new(Channel::Web, EventType::RequestOpened, "callback")
-                    .with_attrs(rng, 0.6, Attrs::Topic(topic))
+                Ev::new(Channel::Web, EventType::RequestOpened, "callback").with_attrs(rng, 0.6, Attrs::Topic(topic))
             }
             Story::ChatPhoneEmail => Ev::new(Channel::Chat, EventType::Contact, "support"),
+            Story::QuickFix => {
+                c.chan = rng.pick(&[Channel::Phone, Channel::Phone, Channel::Chat, Channel::Email]);
+                c.topic = rng.pick(&["login", "order_status", "address_change", "invoice"]);
+                queue_attrs(rng, Ev::new(c.chan, EventType::Contact, c.topic))
+            }
             Story::WhatsappPayment => Ev::new(Channel::Whatsapp, EventType::Touch, "catalog"),
             Story::CartAbandon | Story::QuickPurchase => {
                 c.chan = web_or_app(rng);
@@ -289,8 +295,7 @@ impl Cursor {
                     (rng.range(MIN, 10 * MIN), digital_attrs(rng, ev))
                 }
                 4 => {
-                    let ev = Ev::new(Channel::Store, EventType::Conversion, "pickup")
-                        .with_value(rng, 1_500, 45_000);
+                    let ev = Ev::new(Channel::Store, EventType::Conversion, "pickup").with_value(rng, 1_500, 45_000);
                     (rng.range(5 * MIN, 25 * MIN), digital_attrs(rng, ev))
                 }
                 _ => return None,
@@ -301,17 +306,22 @@ impl Cursor {
                     let ev = Ev::new(Channel::Phone, EventType::Contact, "support");
                     (rng.range(MIN, 15 * MIN), queue_attrs(rng, ev))
                 }
-                3 => (
-                    rng.range(2 * MIN, 20 * MIN),
-                    Ev::new(Channel::Email, EventType::RequestResolved, "support"),
-                ),
+                3 => (rng.range(2 * MIN, 20 * MIN), Ev::new(Channel::Email, EventType::RequestResolved, "support")),
+                _ => return None,
+            },
+            Story::QuickFix => match self.phase {
+                1 => (rng.range(5 * SEC, 5 * MIN), Ev::new(self.chan, EventType::Reply, self.topic)),
+                2 => (rng.range(30 * SEC, 10 * MIN), Ev::new(self.chan, EventType::RequestResolved, self.topic)),
                 _ => return None,
             },
             Story::WhatsappPayment => match self.phase {
                 1 => {
                     let code = rng.pick(&ERROR_CODES);
-                    let ev = Ev::new(Channel::Whatsapp, EventType::Error, "payment")
-                        .with_attrs(rng, 0.7, Attrs::ErrorCode(code));
+                    let ev = Ev::new(Channel::Whatsapp, EventType::Error, "payment").with_attrs(
+                        rng,
+                        0.7,
+                        Attrs::ErrorCode(code),
+                    );
                     (rng.range(20 * SEC, 3 * MIN), ev)
                 }
                 2 => (rng.range(10 * SEC, 2 * MIN), Ev::new(Channel::Whatsapp, EventType::Contact, "payment")),
@@ -405,7 +415,7 @@ mod tests {
     fn stories_keep_their_gaps() {
         let mut rng = Rng::new(1);
         let mut case = 0;
-        let mut seen = [false; 7];
+        let mut seen = [false; STORIES.len()];
         for n in 0..20_000 {
             let mut c = Cursor::start(&mut rng, n, &mut case);
             seen[STORIES.iter().position(|(s, _)| *s == c.story).unwrap_or(0)] = true;

@@ -32,14 +32,16 @@ pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
 pub(crate) fn hour_dir(root: &Path, table: &str, hour: i64) -> PathBuf {
     let (y, m, d) = civil_from_days(hour.div_euclid(24));
     let h = hour.rem_euclid(24);
-    root.join(table)
-        .join(format!("date={y:04}-{m:02}-{d:02}"))
-        .join(format!("hour={h:02}"))
+    root.join(table).join(format!("date={y:04}-{m:02}-{d:02}")).join(format!("hour={h:02}"))
 }
 
 /// `p{partition:05}-o{offset:020}.parquet`: zero-padded so names sort by position.
-pub(crate) fn file_name(partition: i32, first_offset: i64) -> String {
-    format!("p{partition:05}-o{first_offset:020}.parquet")
+/// A closing batch (journeys closed at the end of a finite input, with no new
+/// offsets of its own) gets `-end`, so it never shares a name with the regular
+/// batch that a later run starts at the same offset.
+pub(crate) fn file_name(partition: i32, first_offset: i64, closing: bool) -> String {
+    let end = if closing { "-end" } else { "" };
+    format!("p{partition:05}-o{first_offset:020}{end}.parquet")
 }
 
 /// Temp name in the same directory: the leading dot hides it from `**/*.parquet`
@@ -53,6 +55,7 @@ pub(crate) fn temp_name(final_name: &str) -> String {
 pub(crate) struct Named {
     pub(crate) partition: i32,
     pub(crate) first_offset: i64,
+    pub(crate) closing: bool,
     pub(crate) temp: bool,
 }
 
@@ -63,19 +66,17 @@ pub(crate) fn parse_name(name: &str) -> Option<Named> {
         Some(rest) => (rest.strip_suffix(".tmp")?, true),
         None => (name, false),
     };
-    let (p, o) = name
-        .strip_suffix(".parquet")?
-        .strip_prefix('p')?
-        .split_once("-o")?;
+    let name = name.strip_suffix(".parquet")?;
+    let (name, closing) = match name.strip_suffix("-end") {
+        Some(rest) => (rest, true),
+        None => (name, false),
+    };
+    let (p, o) = name.strip_prefix('p')?.split_once("-o")?;
     let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if !all_digits(p) || !all_digits(o) {
         return None;
     }
-    Some(Named {
-        partition: p.parse().ok()?,
-        first_offset: o.parse().ok()?,
-        temp,
-    })
+    Some(Named { partition: p.parse().ok()?, first_offset: o.parse().ok()?, closing, temp })
 }
 
 #[cfg(test)]
@@ -95,9 +96,7 @@ mod tests {
     }
 
     fn dir(ms: i64) -> String {
-        hour_dir(Path::new("r"), "t", hour_of(ms))
-            .to_string_lossy()
-            .into_owned()
+        hour_dir(Path::new("r"), "t", hour_of(ms)).to_string_lossy().into_owned()
     }
 
     #[test]
@@ -131,36 +130,20 @@ mod tests {
 
     #[test]
     fn names_are_padded_and_parse_back() {
-        let name = file_name(3, 42);
+        let name = file_name(3, 42, false);
         assert_eq!(name, "p00003-o00000000000000000042.parquet");
         let tmp = temp_name(&name);
         assert_eq!(tmp, ".p00003-o00000000000000000042.parquet.tmp");
-        assert_eq!(
-            parse_name(&name),
-            Some(Named {
-                partition: 3,
-                first_offset: 42,
-                temp: false
-            })
-        );
-        assert_eq!(
-            parse_name(&tmp),
-            Some(Named {
-                partition: 3,
-                first_offset: 42,
-                temp: true
-            })
-        );
-        let big = file_name(123_456, i64::MAX);
+        assert_eq!(parse_name(&name), Some(Named { partition: 3, first_offset: 42, closing: false, temp: false }));
+        assert_eq!(parse_name(&tmp), Some(Named { partition: 3, first_offset: 42, closing: false, temp: true }));
+        let end = file_name(3, 42, true);
+        assert_eq!(end, "p00003-o00000000000000000042-end.parquet");
+        assert_eq!(parse_name(&end).map(|n| (n.first_offset, n.closing)), Some((42, true)));
+        let big = file_name(123_456, i64::MAX, false);
         assert_eq!(parse_name(&big).map(|n| n.first_offset), Some(i64::MAX));
-        for foreign in [
-            "part-0.parquet",
-            "p1-o2.parquet.bak",
-            ".p1-o2.parquet",
-            "p-1-o2.parquet",
-            "p1-o+2.parquet",
-            "_SUCCESS",
-        ] {
+        for foreign in
+            ["part-0.parquet", "p1-o2.parquet.bak", ".p1-o2.parquet", "p-1-o2.parquet", "p1-o+2.parquet", "_SUCCESS"]
+        {
             assert_eq!(parse_name(foreign), None, "{foreign}");
         }
     }

@@ -33,9 +33,7 @@ pub enum Error {
     Parquet { path: PathBuf, source: ParquetError },
     #[error("cannot build the arrow batch for {}", path.display())]
     Arrow { path: PathBuf, source: ArrowError },
-    #[error(
-        "negative source position (partition {partition}, offset {offset}) cannot name a parquet file"
-    )]
+    #[error("negative source position (partition {partition}, offset {offset}) cannot name a parquet file")]
     NegativePosition { partition: i32, offset: i64 },
 }
 
@@ -65,26 +63,16 @@ impl ParquetSink {
     /// bad output path fails at start-up rather than at the first flush.
     pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
-        fs::create_dir_all(&root).map_err(|source| Error::Io {
-            path: root.clone(),
-            source,
-        })?;
+        fs::create_dir_all(&root).map_err(|source| Error::Io { path: root.clone(), source })?;
         let probe = root.join(".omnimeter-write-probe");
         fs::File::create(&probe)
             .and_then(|_| fs::remove_file(&probe))
-            .map_err(|source| Error::Io {
-                path: probe,
-                source,
-            })?;
+            .map_err(|source| Error::Io { path: probe, source })?;
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
             .build();
-        Ok(ParquetSink {
-            root,
-            props,
-            known_dirs: HashSet::new(),
-        })
+        Ok(ParquetSink { root, props, known_dirs: HashSet::new() })
     }
 
     pub fn root(&self) -> &Path {
@@ -98,66 +86,30 @@ impl ParquetSink {
     ///
     /// On error some files of the batch may already be published: retry the batch,
     /// or drop them with [`ParquetSink::remove_from`].
-    pub fn write_batch(
-        &mut self,
-        rows: &Rows,
-        partition: i32,
-        first_offset: i64,
-    ) -> Result<WriteReport> {
+    pub fn write_batch(&mut self, rows: &Rows, partition: i32, first_offset: i64) -> Result<WriteReport> {
+        self.write_named(rows, partition, first_offset, false)
+    }
+
+    /// Writes the rows of closing every journey at the end of a finite input
+    /// (`--until-end`), which have no offsets of their own: named after the next
+    /// offset with an `-end` mark.
+    pub fn write_closing_batch(&mut self, rows: &Rows, partition: i32, next_offset: i64) -> Result<WriteReport> {
+        self.write_named(rows, partition, next_offset, true)
+    }
+
+    fn write_named(&mut self, rows: &Rows, partition: i32, first_offset: i64, closing: bool) -> Result<WriteReport> {
         if partition < 0 || first_offset < 0 {
-            return Err(Error::NegativePosition {
-                partition,
-                offset: first_offset,
-            });
+            return Err(Error::NegativePosition { partition, offset: first_offset });
         }
-        let mut out = Out {
-            name: layout::file_name(partition, first_offset),
-            report: WriteReport::default(),
-        };
+        let mut out = Out { name: layout::file_name(partition, first_offset, closing), report: WriteReport::default() };
         self.write_table(&mut out, 0, &rows.journeys, |r| r.end_ts, schema::journeys)?;
-        self.write_table(
-            &mut out,
-            1,
-            &rows.activity,
-            |r| r.window_start,
-            schema::activity,
-        )?;
-        self.write_table(
-            &mut out,
-            2,
-            &rows.transitions,
-            |r| r.window_start,
-            schema::transitions,
-        )?;
-        self.write_table(
-            &mut out,
-            3,
-            &rows.journey_windows,
-            |r| r.window_start,
-            schema::journey_windows,
-        )?;
+        self.write_table(&mut out, 1, &rows.activity, |r| r.window_start, schema::activity)?;
+        self.write_table(&mut out, 2, &rows.transitions, |r| r.window_start, schema::transitions)?;
+        self.write_table(&mut out, 3, &rows.journey_windows, |r| r.window_start, schema::journey_windows)?;
         self.write_table(&mut out, 4, &rows.paths, |r| r.window_start, schema::paths)?;
-        self.write_table(
-            &mut out,
-            5,
-            &rows.friction,
-            |r| r.window_start,
-            schema::friction,
-        )?;
-        self.write_table(
-            &mut out,
-            6,
-            &rows.attribution,
-            |r| r.window_start,
-            schema::attribution,
-        )?;
-        self.write_table(
-            &mut out,
-            7,
-            &rows.rejected,
-            |r| r.placed_ts,
-            schema::rejected,
-        )?;
+        self.write_table(&mut out, 5, &rows.friction, |r| r.window_start, schema::friction)?;
+        self.write_table(&mut out, 6, &rows.attribution, |r| r.window_start, schema::attribution)?;
+        self.write_table(&mut out, 7, &rows.rejected, |r| r.placed_ts, schema::rejected)?;
         Ok(out.report)
     }
 
@@ -171,18 +123,12 @@ impl ParquetSink {
     ) -> Result<()> {
         let mut by_hour: BTreeMap<i64, Vec<&T>> = BTreeMap::new();
         for row in rows {
-            by_hour
-                .entry(layout::hour_of(ts(row)))
-                .or_default()
-                .push(row);
+            by_hour.entry(layout::hour_of(ts(row))).or_default().push(row);
         }
         for (hour, group) in by_hour {
             let dir = layout::hour_dir(&self.root, TABLES[table], hour);
             self.ensure_dir(&dir)?;
-            let batch = build(&group).map_err(|source| Error::Arrow {
-                path: dir.join(&out.name),
-                source,
-            })?;
+            let batch = build(&group).map_err(|source| Error::Arrow { path: dir.join(&out.name), source })?;
             let path = writer::publish(&dir, &out.name, &batch, &self.props)?;
             out.report.files[table] += 1;
             out.report.rows[table] += group.len();
@@ -197,10 +143,7 @@ impl ParquetSink {
         if self.known_dirs.contains(dir) {
             return Ok(());
         }
-        fs::create_dir_all(dir).map_err(|source| Error::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
         // date folder, table folder, root
         for parent in dir.ancestors().skip(1).take(3) {
             writer::sync_dir(parent)?;
@@ -215,13 +158,15 @@ impl ParquetSink {
     /// Deletes every published file of `partition` whose first offset is at least
     /// `from_offset`, in all tables, plus that partition's leftover temp files.
     /// Recovery calls it to drop output of batches whose offsets were never
-    /// committed, before replaying them. Returns how many files were deleted.
-    pub fn remove_from(&self, partition: i32, from_offset: i64) -> Result<usize> {
+    /// committed, before replaying them. A closing batch at exactly `from_offset`
+    /// is kept when `closed_at_from` (the checkpoint says it was committed).
+    /// Returns how many files were deleted.
+    pub fn remove_from(&self, partition: i32, from_offset: i64, closed_at_from: bool) -> Result<usize> {
         let mut removed = 0;
         for table in TABLES {
             for date in subdirs(&self.root.join(table), "date=")? {
                 for hour in subdirs(&date, "hour=")? {
-                    removed += remove_in(&hour, partition, from_offset)?;
+                    removed += remove_in(&hour, partition, from_offset, closed_at_from)?;
                 }
             }
         }
@@ -237,10 +182,7 @@ struct Out {
 
 /// Folders in `dir` named `prefix…`; a missing `dir` just has none.
 fn subdirs(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
-    let io_err = |source| Error::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
+    let io_err = |source| Error::Io { path: dir.to_path_buf(), source };
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -250,23 +192,15 @@ fn subdirs(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
     for entry in entries {
         let entry = entry.map_err(io_err)?;
         let is_dir = entry.file_type().map_err(io_err)?.is_dir();
-        if is_dir
-            && entry
-                .file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(prefix))
-        {
+        if is_dir && entry.file_name().to_str().is_some_and(|n| n.starts_with(prefix)) {
             found.push(entry.path());
         }
     }
     Ok(found)
 }
 
-fn remove_in(dir: &Path, partition: i32, from_offset: i64) -> Result<usize> {
-    let io_err = |path: &Path, source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+fn remove_in(dir: &Path, partition: i32, from_offset: i64, closed_at_from: bool) -> Result<usize> {
+    let io_err = |path: &Path, source| Error::Io { path: path.to_path_buf(), source };
     let mut removed = 0;
     for entry in fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
         let entry = entry.map_err(|e| io_err(dir, e))?;
@@ -274,7 +208,12 @@ fn remove_in(dir: &Path, partition: i32, from_offset: i64) -> Result<usize> {
             continue;
         };
         // Any temp of the partition is stale: recovery runs before writing resumes.
-        if named.partition == partition && (named.temp || named.first_offset >= from_offset) {
+        let uncommitted = if named.closing && named.first_offset == from_offset {
+            !closed_at_from
+        } else {
+            named.first_offset >= from_offset
+        };
+        if named.partition == partition && (named.temp || uncommitted) {
             let path = entry.path();
             fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
             removed += 1;

@@ -5,13 +5,11 @@ use std::sync::Arc;
 
 use arrow_array::builder::{BinaryBuilder, StringBuilder};
 use arrow_array::{
-    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch,
-    TimestampMillisecondArray,
+    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, TimestampMillisecondArray,
 };
 use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
 use omnimeter_engine::{
-    ActivityRow, AttributionRow, FrictionRow, JourneyRow, JourneyWindowRow, PathRow, RejectedRow,
-    TransitionRow,
+    ActivityRow, AttributionRow, FrictionRow, JourneyRow, JourneyWindowRow, PathRow, RejectedRow, TransitionRow,
 };
 
 /// Builds one table's batch from the rows that share a file.
@@ -25,9 +23,7 @@ fn ts_type() -> DataType {
 }
 
 fn ts<T>(rows: &[&T], f: impl Fn(&T) -> i64) -> ArrayRef {
-    Arc::new(
-        TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| f(r))).with_timezone("UTC"),
-    )
+    Arc::new(TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| f(r))).with_timezone("UTC"))
 }
 
 fn i32s<T>(rows: &[&T], f: impl Fn(&T) -> i32) -> ArrayRef {

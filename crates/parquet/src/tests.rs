@@ -52,10 +52,7 @@ fn journey(end_ts: i64, journey_id: Option<&str>, fcr: Option<bool>) -> JourneyR
 /// Every table populated; journeys and rejected span two hours each.
 fn sample() -> Rows {
     Rows {
-        journeys: vec![
-            journey(T0, Some("j-1"), Some(true)),
-            journey(T0 + HOUR, None, None),
-        ],
+        journeys: vec![journey(T0, Some("j-1"), Some(true)), journey(T0 + HOUR, None, None)],
         activity: vec![ActivityRow {
             partition: 0,
             window_start: T0,
@@ -132,18 +129,14 @@ fn sample() -> Rows {
 fn read(path: &Path) -> std::result::Result<(RecordBatch, SchemaDescPtr), Box<dyn StdError>> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path)?)?;
     let parquet_schema = builder.metadata().file_metadata().schema_descr_ptr();
-    let batches = builder
-        .build()?
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let batches = builder.build()?.collect::<std::result::Result<Vec<_>, _>>()?;
     assert_eq!(batches.len(), 1, "{}", path.display());
     let batch = batches.into_iter().next().ok_or("no batch")?;
     Ok((batch, parquet_schema))
 }
 
 fn col<'a>(batch: &'a RecordBatch, name: &str) -> &'a ArrayRef {
-    batch
-        .column_by_name(name)
-        .unwrap_or_else(|| panic!("no column {name}"))
+    batch.column_by_name(name).unwrap_or_else(|| panic!("no column {name}"))
 }
 
 /// Every file under `dir`, relative, sorted.
@@ -191,68 +184,35 @@ fn writes_hive_layout_and_reads_back() -> TestResult {
     let published: Vec<String> = report
         .paths
         .iter()
-        .map(|p| {
-            p.strip_prefix(sink.root())
-                .map(|r| r.to_string_lossy().into_owned())
-        })
+        .map(|p| p.strip_prefix(sink.root()).map(|r| r.to_string_lossy().into_owned()))
         .collect::<std::result::Result<_, _>>()?;
     assert_eq!(published, expected, "report order: table, then hour");
     expected.sort();
-    assert_eq!(
-        files(sink.root()),
-        expected,
-        "nothing but the published files"
-    );
+    assert_eq!(files(sink.root()), expected, "nothing but the published files");
 
     // journeys: types, Parquet logical timestamp, values, nulls
     let (batch, parquet_schema) = read(&report.paths[0])?;
     let ts_type = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
     let schema = batch.schema();
-    let types: Vec<(&str, &DataType, bool)> = schema
-        .fields()
-        .iter()
-        .map(|f| (f.name().as_str(), f.data_type(), f.is_nullable()))
-        .collect();
+    let types: Vec<(&str, &DataType, bool)> =
+        schema.fields().iter().map(|f| (f.name().as_str(), f.data_type(), f.is_nullable())).collect();
     assert_eq!(types[0], ("partition", &DataType::Int32, false));
     assert_eq!(types[2], ("journey_id", &DataType::Utf8, true));
     assert_eq!(types[3], ("start_ts", &ts_type, false));
     assert_eq!(types[4], ("end_ts", &ts_type, false));
-    assert_eq!(
-        types[15],
-        ("first_contact_resolution", &DataType::Boolean, true)
-    );
+    assert_eq!(types[15], ("first_contact_resolution", &DataType::Boolean, true));
     assert_eq!(types.len(), 19);
     assert!(!types.iter().any(|(n, ..)| *n == "date" || *n == "hour"));
     let end_ts = parquet_schema.column(4);
     assert_eq!(end_ts.name(), "end_ts");
-    assert_eq!(
-        end_ts.logical_type_ref(),
-        Some(&LogicalType::timestamp(true, PqTimeUnit::MILLIS))
-    );
+    assert_eq!(end_ts.logical_type_ref(), Some(&LogicalType::timestamp(true, PqTimeUnit::MILLIS)));
     let ends = col(&batch, "end_ts").as_primitive::<TimestampMillisecondType>();
     assert_eq!(ends.values().as_ref(), [T0]);
     assert_eq!(col(&batch, "journey_id").as_string::<i32>().value(0), "j-1");
-    assert_eq!(
-        col(&batch, "outcome").as_string::<i32>().value(0),
-        "resolved"
-    );
-    assert_eq!(
-        col(&batch, "resolution_ms")
-            .as_primitive::<Int64Type>()
-            .value(0),
-        45_000
-    );
-    assert!(
-        col(&batch, "first_contact_resolution")
-            .as_boolean()
-            .value(0)
-    );
-    assert_eq!(
-        col(&batch, "unanswered_contacts")
-            .as_primitive::<Int64Type>()
-            .value(0),
-        1
-    );
+    assert_eq!(col(&batch, "outcome").as_string::<i32>().value(0), "resolved");
+    assert_eq!(col(&batch, "resolution_ms").as_primitive::<Int64Type>().value(0), 45_000);
+    assert!(col(&batch, "first_contact_resolution").as_boolean().value(0));
+    assert_eq!(col(&batch, "unanswered_contacts").as_primitive::<Int64Type>().value(0), 1);
 
     let (batch, _) = read(&report.paths[1])?;
     assert!(col(&batch, "journey_id").is_null(0));
@@ -260,40 +220,16 @@ fn writes_hive_layout_and_reads_back() -> TestResult {
     assert!(col(&batch, "first_contact_resolution").is_null(0));
 
     let (batch, _) = read(&report.paths[2])?;
-    let names: Vec<String> = batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
-    assert_eq!(
-        names,
-        ["window_start", "partition", "channel", "type", "events"]
-    );
+    let names: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(names, ["window_start", "partition", "channel", "type", "events"]);
     assert_eq!(col(&batch, "window_start").data_type(), &ts_type);
-    assert_eq!(
-        col(&batch, "type").as_string::<i32>().value(0),
-        "request_opened"
-    );
-    assert_eq!(
-        col(&batch, "partition")
-            .as_primitive::<Int32Type>()
-            .value(0),
-        0
-    );
+    assert_eq!(col(&batch, "type").as_string::<i32>().value(0), "request_opened");
+    assert_eq!(col(&batch, "partition").as_primitive::<Int32Type>().value(0), 0);
 
     let (batch, _) = read(&report.paths[4])?;
-    assert_eq!(
-        col(&batch, "resolution_ms_p99").data_type(),
-        &DataType::Int64
-    );
+    assert_eq!(col(&batch, "resolution_ms_p99").data_type(), &DataType::Int64);
     assert!(col(&batch, "resolution_ms_p99").is_null(0));
-    assert_eq!(
-        col(&batch, "conversion_value")
-            .as_primitive::<Float64Type>()
-            .value(0),
-        99.5
-    );
+    assert_eq!(col(&batch, "conversion_value").as_primitive::<Float64Type>().value(0), 99.5);
 
     let (batch, _) = read(&report.paths[6])?;
     assert!(col(&batch, "step").is_null(0));
@@ -301,34 +237,17 @@ fn writes_hive_layout_and_reads_back() -> TestResult {
 
     let (batch, _) = read(&report.paths[7])?;
     assert_eq!(col(&batch, "model").as_string::<i32>().value(0), "linear");
-    assert_eq!(
-        col(&batch, "conversions")
-            .as_primitive::<Float64Type>()
-            .value(0),
-        0.5
-    );
+    assert_eq!(col(&batch, "conversions").as_primitive::<Float64Type>().value(0), 0.5);
 
     // rejected at 1970: non-UTF-8 bytes survive in `raw`, `raw_text` is null
     let (batch, _) = read(&report.paths[8])?;
     assert_eq!(col(&batch, "raw").data_type(), &DataType::Binary);
-    assert_eq!(
-        col(&batch, "raw").as_binary::<i32>().value(0),
-        [0xff, 0xfe, b'x']
-    );
+    assert_eq!(col(&batch, "raw").as_binary::<i32>().value(0), [0xff, 0xfe, b'x']);
     assert!(col(&batch, "raw_text").is_null(0));
-    assert_eq!(
-        col(&batch, "reason").as_string::<i32>().value(0),
-        "invalid_json"
-    );
-    assert_eq!(
-        col(&batch, "offset").as_primitive::<Int64Type>().value(0),
-        12
-    );
+    assert_eq!(col(&batch, "reason").as_string::<i32>().value(0), "invalid_json");
+    assert_eq!(col(&batch, "offset").as_primitive::<Int64Type>().value(0), 12);
     let (batch, _) = read(&report.paths[9])?;
-    assert_eq!(
-        col(&batch, "raw_text").as_string::<i32>().value(0),
-        r#"{"ts":1}"#
-    );
+    assert_eq!(col(&batch, "raw_text").as_string::<i32>().value(0), r#"{"ts":1}"#);
     Ok(())
 }
 
@@ -342,11 +261,7 @@ fn rewriting_a_batch_replaces_its_files() -> TestResult {
     assert_eq!(first, again);
     assert_eq!(files(tmp.path()), before);
     assert_eq!(before.len(), 10, "one file per (table, hour)");
-    assert!(
-        before
-            .iter()
-            .all(|f| f.ends_with("p00003-o00000000000000000500.parquet"))
-    );
+    assert!(before.iter().all(|f| f.ends_with("p00003-o00000000000000000500.parquet")));
     Ok(())
 }
 
@@ -354,10 +269,7 @@ fn rewriting_a_batch_replaces_its_files() -> TestResult {
 fn empty_batch_writes_nothing() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let mut sink = ParquetSink::new(tmp.path())?;
-    assert_eq!(
-        sink.write_batch(&Rows::default(), 0, 0)?,
-        WriteReport::default()
-    );
+    assert_eq!(sink.write_batch(&Rows::default(), 0, 0)?, WriteReport::default());
     assert!(files(tmp.path()).is_empty());
     Ok(())
 }
@@ -371,17 +283,11 @@ fn remove_from_drops_only_that_partition_from_the_offset() -> TestResult {
     }
     // Temps left by a crash mid-write, plus a foreign file that must survive.
     let hour = tmp.path().join("journeys/date=2024-02-29/hour=13");
-    fs::write(
-        hour.join(".p00000-o00000000000000000050.parquet.tmp"),
-        b"partial",
-    )?;
-    fs::write(
-        hour.join(".p00001-o00000000000000000300.parquet.tmp"),
-        b"partial",
-    )?;
+    fs::write(hour.join(".p00000-o00000000000000000050.parquet.tmp"), b"partial")?;
+    fs::write(hour.join(".p00001-o00000000000000000300.parquet.tmp"), b"partial")?;
     fs::write(hour.join("notes.txt"), b"keep")?;
 
-    assert_eq!(sink.remove_from(0, 100)?, 10 + 10 + 1);
+    assert_eq!(sink.remove_from(0, 100, false)?, 10 + 10 + 1);
 
     let left = files(tmp.path());
     let count = |needle: &str| left.iter().filter(|f| f.contains(needle)).count();
@@ -393,7 +299,20 @@ fn remove_from_drops_only_that_partition_from_the_offset() -> TestResult {
     assert_eq!(count("notes.txt"), 1);
     assert_eq!(left.len(), 22);
 
-    assert_eq!(sink.remove_from(0, 100)?, 0, "idempotent");
+    assert_eq!(sink.remove_from(0, 100, false)?, 0, "idempotent");
+    Ok(())
+}
+
+#[test]
+fn closing_batches_have_their_own_names_and_survive_when_committed() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let mut sink = ParquetSink::new(tmp.path())?;
+    sink.write_batch(&sample(), 0, 100)?;
+    let report = sink.write_closing_batch(&sample(), 0, 100)?;
+    assert!(report.paths.iter().all(|p| p.to_string_lossy().ends_with("p00000-o00000000000000000100-end.parquet")));
+    assert_eq!(files(tmp.path()).len(), 20, "a closing batch does not replace the regular batch at the same offset");
+    assert_eq!(sink.remove_from(0, 100, true)?, 10, "committed close at 100 kept, regular batch at 100 dropped");
+    assert_eq!(sink.remove_from(0, 100, false)?, 10, "an uncommitted close is dropped too");
     Ok(())
 }
 
@@ -401,7 +320,7 @@ fn remove_from_drops_only_that_partition_from_the_offset() -> TestResult {
 fn remove_from_on_an_empty_root_is_a_no_op() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let sink = ParquetSink::new(tmp.path())?;
-    assert_eq!(sink.remove_from(0, 0)?, 0);
+    assert_eq!(sink.remove_from(0, 0, false)?, 0);
     Ok(())
 }
 
@@ -410,9 +329,7 @@ fn new_fails_when_root_cannot_be_created() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let file = tmp.path().join("a-file");
     fs::write(&file, b"")?;
-    let err = ParquetSink::new(file.join("out"))
-        .err()
-        .ok_or("expected an error")?;
+    let err = ParquetSink::new(file.join("out")).err().ok_or("expected an error")?;
     assert!(matches!(err, Error::Io { .. }));
     assert!(err.to_string().contains("a-file"), "{err}");
     Ok(())
@@ -422,17 +339,8 @@ fn new_fails_when_root_cannot_be_created() -> TestResult {
 fn negative_positions_are_rejected() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let mut sink = ParquetSink::new(tmp.path())?;
-    let err = sink
-        .write_batch(&sample(), 0, -1)
-        .err()
-        .ok_or("expected an error")?;
-    assert!(matches!(
-        err,
-        Error::NegativePosition {
-            partition: 0,
-            offset: -1
-        }
-    ));
+    let err = sink.write_batch(&sample(), 0, -1).err().ok_or("expected an error")?;
+    assert!(matches!(err, Error::NegativePosition { partition: 0, offset: -1 }));
     assert!(files(tmp.path()).is_empty());
     Ok(())
 }

@@ -11,20 +11,11 @@ use parquet::file::properties::WriterProperties;
 
 use crate::{Error, Result, layout};
 
-pub(crate) fn publish(
-    dir: &Path,
-    name: &str,
-    batch: &RecordBatch,
-    props: &WriterProperties,
-) -> Result<PathBuf> {
+pub(crate) fn publish(dir: &Path, name: &str, batch: &RecordBatch, props: &WriterProperties) -> Result<PathBuf> {
     let final_path = dir.join(name);
     let tmp = dir.join(layout::temp_name(name));
-    let written = write_synced(&tmp, &final_path, batch, props).and_then(|()| {
-        fs::rename(&tmp, &final_path).map_err(|source| Error::Io {
-            path: final_path.clone(),
-            source,
-        })
-    });
+    let written = write_synced(&tmp, &final_path, batch, props)
+        .and_then(|()| fs::rename(&tmp, &final_path).map_err(|source| Error::Io { path: final_path.clone(), source }));
     if written.is_err() {
         // Best effort: a leftover temp is invisible to readers and `remove_from` sweeps it.
         let _ = fs::remove_file(&tmp);
@@ -37,20 +28,9 @@ pub(crate) fn publish(
 
 /// Writes `batch` to `tmp` and fsyncs it; errors name `final_path`, the file the
 /// caller asked for.
-fn write_synced(
-    tmp: &Path,
-    final_path: &Path,
-    batch: &RecordBatch,
-    props: &WriterProperties,
-) -> Result<()> {
-    let io = |source| Error::Io {
-        path: tmp.to_path_buf(),
-        source,
-    };
-    let pq = |source| Error::Parquet {
-        path: final_path.to_path_buf(),
-        source,
-    };
+fn write_synced(tmp: &Path, final_path: &Path, batch: &RecordBatch, props: &WriterProperties) -> Result<()> {
+    let io = |source| Error::Io { path: tmp.to_path_buf(), source };
+    let pq = |source| Error::Parquet { path: final_path.to_path_buf(), source };
     // `create` truncates, so a temp left by an earlier crash is simply reused.
     let file = File::create(tmp).map_err(io)?;
     let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props.clone())).map_err(pq)?;
@@ -60,10 +40,5 @@ fn write_synced(
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| Error::Io {
-            path: dir.to_path_buf(),
-            source,
-        })
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|source| Error::Io { path: dir.to_path_buf(), source })
 }

@@ -1,0 +1,224 @@
+//! Checkpoints: a partition engine's whole state as bytes (open journeys, reorder
+//! buffer, watermark, unwritten windows), so that a restarted or moved partition
+//! goes on exactly where the last checkpoint left it. Encoded with postcard;
+//! a version and the engine settings are checked on restore.
+
+use std::collections::BinaryHeap;
+
+use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::names::Names;
+
+const VERSION: u32 = 1;
+
+/// Why a checkpoint could not be taken or restored.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("finalized rows are still waiting: take_rows() before checkpointing")]
+    RowsPending,
+    #[error("checkpoint format version {found}, this build reads version {VERSION}")]
+    Version { found: u32 },
+    #[error("checkpoint was written with {setting} = {then}, now {now}: keep the setting or delete the checkpoint")]
+    Settings { setting: &'static str, then: String, now: String },
+    #[error("checkpoint is for partition {found}, not {expected}")]
+    Partition { found: i32, expected: i32 },
+    #[error("checkpoint encoding: {0}")]
+    Encoding(#[from] postcard::Error),
+}
+
+fn settings(cfg: &EngineConfig) -> [(&'static str, i64); 6] {
+    [
+        ("window", cfg.window.0),
+        ("gap", cfg.gap.0),
+        ("thread_gap", cfg.thread_gap.0),
+        ("allowed_lateness", cfg.allowed_lateness.0),
+        ("reply_sla", cfg.reply_sla.0),
+        ("max_path", cfg.max_path as i64),
+    ]
+}
+
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    version: u32,
+    settings: [i64; 6],
+    partition: i32,
+    max_ts: Option<i64>,
+    names: &'a [Name],
+    slots: &'a [Option<KeySlot>],
+    free: &'a [u32],
+    reorder: &'a BinaryHeap<Reverse<Pending>>,
+    deadlines: &'a BinaryHeap<Reverse<(i64, u32, u64)>>,
+    journey_serial: u64,
+    windows: &'a WindowAggregates,
+    stats: &'a Stats,
+}
+
+#[derive(Deserialize)]
+struct Snapshot {
+    version: u32,
+    settings: [i64; 6],
+    partition: i32,
+    max_ts: Option<i64>,
+    names: Vec<Name>,
+    slots: Vec<Option<KeySlot>>,
+    free: Vec<u32>,
+    reorder: BinaryHeap<Reverse<Pending>>,
+    deadlines: BinaryHeap<Reverse<(i64, u32, u64)>>,
+    journey_serial: u64,
+    windows: WindowAggregates,
+    stats: Stats,
+}
+
+impl PartitionEngine {
+    /// Encodes the engine's state. Rows already finalized are not part of it:
+    /// write them out with [`take_rows`](Self::take_rows) first.
+    pub fn checkpoint(&self) -> Result<Vec<u8>, CheckpointError> {
+        if !self.ready.is_empty() {
+            return Err(CheckpointError::RowsPending);
+        }
+        let snap = SnapshotRef {
+            version: VERSION,
+            settings: settings(&self.cfg).map(|(_, v)| v),
+            partition: self.partition,
+            max_ts: self.max_ts,
+            names: self.names.list(),
+            slots: &self.keys.slots,
+            free: &self.keys.free,
+            reorder: &self.reorder,
+            deadlines: &self.deadlines,
+            journey_serial: self.journey_serial,
+            windows: &self.windows,
+            stats: &self.stats,
+        };
+        Ok(postcard::to_allocvec(&snap)?)
+    }
+
+    /// Rebuilds an engine from [`checkpoint`](Self::checkpoint) bytes. The settings
+    /// must equal those the checkpoint was taken with: journeys and windows already
+    /// cut one way cannot be re-cut another.
+    pub fn restore(cfg: EngineConfig, partition: i32, bytes: &[u8]) -> Result<Self, CheckpointError> {
+        let snap: Snapshot = postcard::from_bytes(bytes)?;
+        if snap.version != VERSION {
+            return Err(CheckpointError::Version { found: snap.version });
+        }
+        if snap.partition != partition {
+            return Err(CheckpointError::Partition { found: snap.partition, expected: partition });
+        }
+        for ((setting, now), then) in settings(&cfg).into_iter().zip(snap.settings) {
+            if now != then {
+                let show = |v: i64| if setting == "max_path" { v.to_string() } else { DurationMs(v).to_string() };
+                return Err(CheckpointError::Settings { setting, then: show(then), now: show(now) });
+            }
+        }
+        let mut keys = KeyTable { slots: snap.slots, free: snap.free, ..KeyTable::default() };
+        keys.reindex();
+        let mut engine = PartitionEngine::new(cfg, partition);
+        engine.max_ts = snap.max_ts;
+        engine.names = Names::from_list(snap.names);
+        engine.keys = keys;
+        engine.reorder = snap.reorder;
+        engine.deadlines = snap.deadlines;
+        engine.journey_serial = snap.journey_serial;
+        engine.windows = snap.windows;
+        engine.stats = snap.stats;
+        Ok(engine)
+    }
+}
+
+impl KeyTable {
+    /// Rebuilds the hash index over the occupied slots.
+    fn reindex(&mut self) {
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        let mut index = HashTable::with_capacity(slots.len());
+        for (i, slot) in slots.iter().enumerate() {
+            if let Some(s) = slot {
+                let h = Self::hash(hasher, &s.customer_id, s.journey_id.as_deref());
+                index.insert_unique(h, i as u32, |&j| {
+                    let s = slots[j as usize].as_ref().expect("indexed slots are occupied");
+                    Self::hash(hasher, &s.customer_id, s.journey_id.as_deref())
+                });
+            }
+        }
+        self.index = index;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(n: usize) -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                let ts = 1_793_606_400_000i64 + (i as i64 * 7919) % 3_600_000 + i as i64 * 1000;
+                let ch = ["web", "app", "phone", "store"][i % 4];
+                let t = ["touch", "contact", "reply", "conversion", "request_opened", "request_resolved", "error"][i % 7];
+                let thread = if i % 5 == 0 { r#","journey_id":"case-7""# } else { "" };
+                format!(r#"{{"event_id":"e{i}","ts":{ts},"customer_id":"c{}"{thread},"channel":"{ch}","type":"{t}","value":1.5}}"#, i % 13)
+            })
+            .collect()
+    }
+
+    fn canonical(mut r: Rows) -> String {
+        r.journeys.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        r.activity.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        r.transitions.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        format!("{:?}\n{:?}\n{:?}", r.journeys, r.activity, r.transitions)
+    }
+
+    #[test]
+    fn a_restored_engine_continues_exactly_like_an_uninterrupted_one() {
+        let input = lines(400);
+        for cut in [0, 1, 57, 200, 399] {
+            let mut whole = PartitionEngine::new(EngineConfig::default(), 2);
+            let mut a = PartitionEngine::new(EngineConfig::default(), 2);
+            let mut rows_whole = Rows::default();
+            let mut rows_split = Rows::default();
+            for (i, l) in input.iter().enumerate() {
+                whole.push(l.as_bytes(), i as i64);
+                if i < cut {
+                    a.push(l.as_bytes(), i as i64);
+                }
+            }
+            rows_split.append(&mut a.take_rows());
+            let bytes = a.checkpoint().unwrap();
+            drop(a);
+            let mut b = PartitionEngine::restore(EngineConfig::default(), 2, &bytes).unwrap();
+            for (i, l) in input.iter().enumerate().skip(cut) {
+                b.push(l.as_bytes(), i as i64);
+            }
+            b.finish();
+            whole.finish();
+            rows_split.append(&mut b.take_rows());
+            rows_whole.append(&mut whole.take_rows());
+            assert_eq!(canonical(rows_whole.clone()), canonical(rows_split.clone()), "cut at {cut}");
+            let sum = |r: &Rows| r.friction.iter().map(|f| f.occurrences).sum::<i64>();
+            assert_eq!(sum(&rows_whole), sum(&rows_split));
+            assert_eq!(whole.stats(), b.stats(), "counters carry over");
+        }
+    }
+
+    #[test]
+    fn checkpoint_refuses_pending_rows_and_restore_checks_settings_and_partition() {
+        let mut e = PartitionEngine::new(EngineConfig::default(), 1);
+        e.push(b"garbage", 0);
+        assert!(matches!(e.checkpoint(), Err(CheckpointError::RowsPending)));
+        e.take_rows();
+        let bytes = e.checkpoint().unwrap();
+        let other = EngineConfig { gap: DurationMs(60_000), ..EngineConfig::default() };
+        let err = PartitionEngine::restore(other, 1, &bytes).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "checkpoint was written with gap = 30m, now 1m: keep the setting or delete the checkpoint"
+        );
+        assert!(matches!(
+            PartitionEngine::restore(EngineConfig::default(), 2, &bytes),
+            Err(CheckpointError::Partition { .. })
+        ));
+        assert!(matches!(
+            PartitionEngine::restore(EngineConfig::default(), 1, &bytes[..bytes.len() / 2]),
+            Err(CheckpointError::Encoding(_))
+        ));
+    }
+}

@@ -1,0 +1,311 @@
+use std::collections::{HashMap, HashSet};
+
+use serde_json::Value;
+
+use super::*;
+
+fn run(cfg: GenConfig) -> Vec<(Vec<u8>, GenMeta)> {
+    let mut generator = Generator::new(cfg);
+    let mut out = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        match generator.next_event(&mut line) {
+            Some(meta) => out.push((line, meta)),
+            None => return out,
+        }
+    }
+}
+
+fn small(seed: u64) -> GenConfig {
+    GenConfig { seed, customers: 300, days: 2, ..GenConfig::default() }
+}
+
+fn faulty(seed: u64) -> GenConfig {
+    GenConfig { bad_rate: 0.05, duplicate_rate: 0.05, ..small(seed) }
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses the two RFC 3339 shapes the generator writes.
+fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'.' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 59 {
+        return None;
+    }
+    let offset = match &s[23..] {
+        "Z" => 0,
+        "+01:00" => 3_600_000,
+        _ => return None,
+    };
+    Some(days_from_civil(y, mo, d) * 86_400_000 + ((h * 60 + mi) * 60 + sec) * 1_000 + ms - offset)
+}
+
+fn is_channel(s: &str) -> bool {
+    (1..=32).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+const TYPES: [&str; 8] =
+    ["touch", "contact", "reply", "request_opened", "request_resolved", "conversion", "error", "abandon"];
+
+/// Checks one valid line against SPEC §1 and returns its parsed object.
+fn check_event(line: &[u8], meta: &GenMeta) -> serde_json::Map<String, Value> {
+    let text = std::str::from_utf8(line).expect("utf-8");
+    let value: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let obj = value.as_object().unwrap_or_else(|| panic!("not an object: {text}")).clone();
+    let string = |k: &str| obj.get(k).and_then(Value::as_str);
+
+    let id = string("event_id").expect("event_id");
+    assert!(id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{text}");
+    let ts = match obj.get("ts") {
+        Some(Value::String(s)) => parse_rfc3339(s).unwrap_or_else(|| panic!("ts in {text}")),
+        Some(Value::Number(n)) => n.as_i64().unwrap_or_else(|| panic!("ts in {text}")),
+        _ => panic!("ts in {text}"),
+    };
+    assert_eq!(ts, meta.ts, "{text}");
+    assert_eq!(string("customer_id"), Some(customer_id(meta.customer).as_str()));
+    if let Some(j) = obj.get("journey_id") {
+        let j = j.as_str().expect("journey_id is a string");
+        assert!(j.starts_with("case-") && j.len() >= 11 && j.len() <= 128, "{text}");
+    }
+    assert!(is_channel(string("channel").expect("channel")), "{text}");
+    let kind = string("type").expect("type");
+    assert!(TYPES.contains(&kind), "{text}");
+    if let Some(step) = obj.get("step") {
+        let step = step.as_str().expect("step is a string");
+        assert!((1..=64).contains(&step.len()), "{text}");
+    }
+    if let Some(v) = obj.get("value") {
+        assert_eq!(kind, "conversion", "{text}");
+        let v = v.as_f64().expect("value is a number");
+        assert!(v.is_finite() && v >= 0.0, "{text}");
+        let raw = text.split("\"value\":").nth(1).unwrap_or_default();
+        let digits: String = raw.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+        assert_eq!(digits.split('.').nth(1).map(str::len), Some(2), "two decimals: {text}");
+    } else {
+        assert_ne!(kind, "conversion", "{text}");
+    }
+    if let Some(a) = obj.get("attrs") {
+        assert!(a.is_object(), "{text}");
+    }
+    obj
+}
+
+#[test]
+fn same_seed_same_bytes() {
+    let a = run(faulty(7));
+    let b = run(faulty(7));
+    assert!(a.len() > 1_000);
+    assert_eq!(a, b);
+
+    let mut w1 = Vec::new();
+    let mut w2 = Vec::new();
+    Generator::new(faulty(7)).write_to(&mut w1, None).expect("vec write");
+    Generator::new(faulty(7)).write_to(&mut w2, None).expect("vec write");
+    assert_eq!(w1, w2);
+    let joined: Vec<u8> = a.iter().flat_map(|(l, _)| l.iter().copied().chain([b'\n'])).collect();
+    assert_eq!(w1, joined);
+}
+
+#[test]
+fn different_seed_different_bytes() {
+    let a = run(small(1));
+    let b = run(small(2));
+    assert_ne!(a, b);
+    let ids_a: HashSet<_> = a.iter().map(|(l, _)| l[..30].to_vec()).collect();
+    assert!(b.iter().all(|(l, _)| !ids_a.contains(&l[..30])), "event ids depend on the seed");
+}
+
+#[test]
+fn every_good_line_follows_the_spec() {
+    let lines = run(faulty(3));
+    let mut ids = HashSet::new();
+    let mut by_id: HashMap<String, Vec<u8>> = HashMap::new();
+    let (mut events, mut dups) = (0, 0);
+    for (line, meta) in &lines {
+        match meta.kind {
+            LineKind::Event => {
+                let obj = check_event(line, meta);
+                let id = obj["event_id"].as_str().unwrap_or_default().to_owned();
+                assert!(ids.insert(id.clone()), "event_id repeated: {id}");
+                by_id.insert(id, line.clone());
+                events += 1;
+            }
+            LineKind::Duplicate => {
+                let obj = check_event(line, meta);
+                let id = obj["event_id"].as_str().unwrap_or_default();
+                assert_eq!(by_id.get(id), Some(line), "a duplicate repeats an earlier line exactly");
+                dups += 1;
+            }
+            LineKind::Malformed(_) => {}
+        }
+    }
+    assert!(events > 1_000 && dups > 10, "{events} events, {dups} duplicates");
+}
+
+#[test]
+fn malformed_lines_are_malformed_as_announced() {
+    let lines = run(GenConfig { bad_rate: 0.2, ..small(5) });
+    let mut seen = HashSet::new();
+    for (line, meta) in &lines {
+        let LineKind::Malformed(kind) = meta.kind else {
+            continue;
+        };
+        seen.insert(kind);
+        let text = std::str::from_utf8(line).expect("utf-8");
+        let parsed = serde_json::from_str::<Value>(text);
+        if kind == BadKind::InvalidJson {
+            assert!(parsed.is_err(), "{text}");
+            continue;
+        }
+        let value = parsed.unwrap_or_else(|e| panic!("{e}: {text}"));
+        if kind == BadKind::NotObject {
+            assert!(!value.is_object(), "{text}");
+            continue;
+        }
+        let obj = value.as_object().expect("object");
+        let s = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or_default();
+        match kind {
+            BadKind::MissingField => assert!(!obj.contains_key("customer_id"), "{text}"),
+            BadKind::BadChannel => assert!(!is_channel(s("channel")), "{text}"),
+            BadKind::BadTs => assert!(parse_rfc3339(s("ts")).is_none() && !s("ts").is_empty(), "{text}"),
+            BadKind::UnknownType => assert!(!TYPES.contains(&s("type")), "{text}"),
+            BadKind::NegativeValue => {
+                assert!(obj["value"].as_f64().is_some_and(|v| v < 0.0), "{text}")
+            }
+            BadKind::WrongType => assert!(obj["customer_id"].is_number(), "{text}"),
+            BadKind::InvalidJson | BadKind::NotObject => unreachable!(),
+        }
+        assert!(!kind.expected_reason().is_empty());
+    }
+    assert_eq!(seen.len(), BadKind::ALL.len(), "every kind is injected in turn");
+}
+
+#[test]
+fn no_bad_rate_no_malformed_lines() {
+    for (line, meta) in run(GenConfig { duplicate_rate: 0.1, ..small(9) }) {
+        assert!(!matches!(meta.kind, LineKind::Malformed(_)));
+        check_event(&line, &meta);
+    }
+}
+
+#[test]
+fn disorder_stays_within_bound() {
+    for disorder_ms in [0, 2_000, 60_000] {
+        let cfg = GenConfig { disorder_ms, duplicate_rate: 0.05, bad_rate: 0.01, ..small(11) };
+        let lines = run(cfg);
+        let mut max_ts = i64::MIN;
+        let mut behind = 0;
+        for (_, meta) in &lines {
+            assert!(meta.ts >= max_ts.saturating_sub(disorder_ms), "{} behind {max_ts}", meta.ts);
+            behind += i64::from(meta.ts < max_ts);
+            max_ts = max_ts.max(meta.ts);
+        }
+        if disorder_ms == 0 {
+            assert_eq!(behind, 0);
+        } else {
+            assert!(behind > 0, "disorder {disorder_ms} produced no out-of-order event");
+        }
+    }
+}
+
+#[test]
+fn faults_do_not_change_the_stories() {
+    let clean = run(small(13));
+    let noisy = run(faulty(13));
+    let firsts: Vec<_> = noisy.iter().filter(|(_, m)| m.kind != LineKind::Duplicate).collect();
+    assert_eq!(clean.len(), firsts.len());
+    for ((clean_line, clean_meta), (line, meta)) in clean.iter().zip(firsts) {
+        assert_eq!((clean_meta.ts, clean_meta.customer), (meta.ts, meta.customer));
+        if meta.kind == LineKind::Event {
+            assert_eq!(clean_line, line);
+        }
+    }
+}
+
+#[test]
+fn every_customer_appears_with_realistic_journeys() {
+    let cfg = small(17);
+    let n = cfg.customers;
+    let lines = run(cfg.clone());
+    let mut customers = HashSet::new();
+    let mut threads: HashMap<String, u64> = HashMap::new();
+    let mut types: HashMap<String, usize> = HashMap::new();
+    let mut channels = HashSet::new();
+    for (line, meta) in &lines {
+        let obj = check_event(line, meta);
+        assert!(meta.customer < n);
+        assert!(meta.ts >= cfg.start_ms);
+        customers.insert(meta.customer);
+        if let Some(j) = obj.get("journey_id").and_then(Value::as_str) {
+            let owner = *threads.entry(j.to_owned()).or_insert(meta.customer);
+            assert_eq!(owner, meta.customer, "a case belongs to one customer");
+        }
+        *types.entry(obj["type"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
+        channels.insert(obj["channel"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(customers.len() as u64, n);
+    assert!(!threads.is_empty());
+    for t in TYPES {
+        assert!(types.get(t).is_some_and(|&c| c > 0), "no {t} event: {types:?}");
+    }
+    for c in ["web", "app", "phone", "chat", "whatsapp", "email", "social", "store", "kiosk"] {
+        assert!(channels.contains(c), "no {c} event");
+    }
+}
+
+#[test]
+fn empty_configs_end_at_once() {
+    let mut line = Vec::new();
+    assert!(Generator::new(GenConfig { customers: 0, ..GenConfig::default() }).next_event(&mut line).is_none());
+    assert!(Generator::new(GenConfig { days: 0, ..GenConfig::default() }).next_event(&mut line).is_none());
+    assert!(line.is_empty());
+    let mut one = Generator::new(GenConfig { customers: 1, ..GenConfig::default() });
+    assert!(one.next_event(&mut line).is_some());
+}
+
+#[test]
+fn write_to_resumes() {
+    let mut whole = Vec::new();
+    Generator::new(small(19)).write_to(&mut whole, None).expect("vec write");
+    let mut g = Generator::new(small(19));
+    let mut parts = Vec::new();
+    assert_eq!(g.write_to(&mut parts, Some(10)).expect("vec write"), 10);
+    assert_eq!(parts.iter().filter(|&&b| b == b'\n').count(), 10);
+    g.write_to(&mut parts, None).expect("vec write");
+    assert_eq!(whole, parts);
+}
+
+#[test]
+fn customer_ids() {
+    assert_eq!(customer_id(42), "cust-0000042");
+    assert_eq!(customer_id(0), "cust-0000000");
+    assert_eq!(customer_id(12_345_678), "cust-12345678");
+    let p = Permutation::new(1_000, 1);
+    let all: HashSet<u64> = (0..1_000).map(|i| p.apply(i)).collect();
+    assert_eq!(all.len(), 1_000);
+    assert!(all.iter().all(|&c| c < 1_000));
+}
+
+#[test]
+fn hundred_thousand_events() {
+    let cfg = GenConfig { customers: 20_000, days: 2, bad_rate: 0.001, duplicate_rate: 0.001, ..GenConfig::default() };
+    let mut g = Generator::new(cfg);
+    let mut sink = Vec::new();
+    let lines = g.write_to(&mut sink, Some(100_000)).expect("vec write");
+    assert_eq!(lines, 100_000);
+    assert!(g.heap.len() <= 20_000 + 1_000, "one pending event per customer, plus copies");
+    assert!(std::mem::size_of::<Pending>() <= 128, "{} bytes per pending event", std::mem::size_of::<Pending>());
+}
