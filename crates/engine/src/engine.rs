@@ -22,6 +22,7 @@ use crate::names::{NO_NAME, NameId, Names};
 use crate::rows::*;
 use crate::stats::Stats;
 use crate::time::DurationMs;
+use crate::reorder::ReorderBuffer;
 use crate::windows::WindowAggregates;
 
 mod checkpoint;
@@ -213,7 +214,7 @@ pub struct PartitionEngine {
     max_ts: Option<i64>,
     names: Names,
     keys: KeyTable,
-    reorder: BinaryHeap<Reverse<Pending>>,
+    reorder: ReorderBuffer<Pending>,
     /// `(earliest possible close, key, journey serial)`, re-checked when popped.
     deadlines: BinaryHeap<Reverse<(i64, u32, u64)>>,
     journey_serial: u64,
@@ -231,7 +232,7 @@ impl PartitionEngine {
             max_ts: None,
             names: Names::default(),
             keys: KeyTable::default(),
-            reorder: BinaryHeap::new(),
+            reorder: ReorderBuffer::default(),
             deadlines: BinaryHeap::new(),
             journey_serial: 0,
             windows: WindowAggregates::new(cfg.window.0.max(1)),
@@ -308,7 +309,7 @@ impl PartitionEngine {
             event_type: e.event_type,
             value: e.value.unwrap_or(0.0),
         };
-        self.reorder.push(Reverse(pending));
+        self.reorder.push(pending);
         if self.max_ts.is_none_or(|m| e.ts > m) {
             self.max_ts = Some(e.ts);
             self.advance();
@@ -319,8 +320,8 @@ impl PartitionEngine {
     /// can no longer grow, and writes activity windows that are complete.
     fn advance(&mut self) {
         let Some(wm) = self.watermark() else { return };
-        while self.reorder.peek().is_some_and(|p| p.0.ts < wm) {
-            if let Some(Reverse(p)) = self.reorder.pop() {
+        while self.reorder.peek().is_some_and(|p| p.ts < wm) {
+            if let Some(p) = self.reorder.pop() {
                 self.fold(p);
             }
         }
@@ -422,7 +423,7 @@ impl PartitionEngine {
     /// The input is finite and over: folds every buffered event, closes every
     /// journey and writes every window.
     pub fn finish(&mut self) {
-        while let Some(Reverse(p)) = self.reorder.pop() {
+        while let Some(p) = self.reorder.pop() {
             self.fold(p);
         }
         for key in 0..self.keys.slots.len() as u32 {

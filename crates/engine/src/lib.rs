@@ -7,6 +7,7 @@ mod engine;
 pub mod event;
 mod journey;
 mod names;
+mod reorder;
 pub mod rows;
 mod stats;
 pub mod time;

@@ -2,7 +2,7 @@
 //! get a shared `Arc<str>`. A partition sees few distinct names, so this keeps
 //! per-journey state small and comparisons cheap.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use crate::rows::Name;
 
@@ -23,7 +23,7 @@ pub(crate) struct Names {
 impl Names {
     /// Rebuilds a table from names in id order (a checkpoint's list).
     pub(crate) fn from_list(names: Vec<Name>) -> Self {
-        let ids = names.iter().enumerate().map(|(i, n)| (n.clone(), i as NameId)).collect();
+        let ids: HashMap<Name, NameId> = names.iter().enumerate().map(|(i, n)| (n.clone(), i as NameId)).collect();
         Names { ids, names }
     }
 

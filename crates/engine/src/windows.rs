@@ -6,7 +6,9 @@
 //! contributions, so they are handed out whenever the caller drains: a window's
 //! rows may then come in several pieces, which add up (SPEC §3).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use hashbrown::HashMap;
 
 use crate::event::EventType;
 use crate::journey::{ClosedJourney, JourneyEffects};

@@ -1,0 +1,98 @@
+//! The reorder buffer: accepted events waiting until the watermark passes their
+//! `ts`, handed out in `(ts, event_id)` order. Inputs are mostly in order, so
+//! in-order arrivals append to a sorted run (O(1), no sifting) and only the
+//! out-of-order ones go through a heap; the smaller head of the two comes out first.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ReorderBuffer<T: Ord> {
+    run: VecDeque<T>,
+    heap: BinaryHeap<Reverse<T>>,
+}
+
+impl<T: Ord> Default for ReorderBuffer<T> {
+    fn default() -> Self {
+        ReorderBuffer { run: VecDeque::new(), heap: BinaryHeap::new() }
+    }
+}
+
+impl<T: Ord> ReorderBuffer<T> {
+    pub(crate) fn push(&mut self, item: T) {
+        if self.run.back().is_none_or(|last| *last <= item) {
+            self.run.push_back(item);
+        } else {
+            self.heap.push(Reverse(item));
+        }
+    }
+
+    pub(crate) fn peek(&self) -> Option<&T> {
+        match (self.run.front(), self.heap.peek()) {
+            (Some(a), Some(Reverse(b))) => Some(if a <= b { a } else { b }),
+            (a, b) => a.or(b.map(|r| &r.0)),
+        }
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<T> {
+        let from_run = match (self.run.front(), self.heap.peek()) {
+            (Some(a), Some(Reverse(b))) => a <= b,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if from_run { self.run.pop_front() } else { self.heap.pop().map(|r| r.0) }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.run.len() + self.heap.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn hands_out_in_sorted_order_whatever_the_arrival(items in prop::collection::vec(0u32..50, 0..200), interleave in prop::collection::vec(any::<bool>(), 200)) {
+            let mut buf = ReorderBuffer::default();
+            let mut out = Vec::new();
+            let mut popped_max = None;
+            for (i, &x) in items.iter().enumerate() {
+                // Only push items not below what was already handed out, as the engine does.
+                if popped_max.is_none_or(|m| x >= m) {
+                    buf.push(x);
+                }
+                if interleave[i] && buf.len() > 3 {
+                    let y = buf.pop().unwrap();
+                    popped_max = Some(y);
+                    out.push(y);
+                }
+            }
+            while let Some(y) = buf.pop() {
+                out.push(y);
+            }
+            let mut sorted = out.clone();
+            sorted.sort();
+            prop_assert_eq!(out, sorted);
+        }
+    }
+
+    #[test]
+    fn peek_matches_pop() {
+        let mut buf = ReorderBuffer::default();
+        for x in [5, 7, 3, 9, 1, 8] {
+            buf.push(x);
+        }
+        assert_eq!(buf.len(), 6);
+        let mut got = Vec::new();
+        while let Some(&p) = buf.peek() {
+            assert_eq!(buf.pop(), Some(p));
+            got.push(p);
+        }
+        assert_eq!(got, vec![1, 3, 5, 7, 8, 9]);
+    }
+}
