@@ -18,18 +18,38 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Run the journey engine over an NDJSON file or stdin (`--input`).
+    /// Run the journey engine: a Kafka consumer worker (`--config`, flags), or over
+    /// an NDJSON file or stdin (`--input`).
     Run(RunArgs),
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
-    /// NDJSON input file, or `-` for stdin.
+    /// NDJSON input file, or `-` for stdin: file mode, no Kafka.
     #[arg(long, value_name = "FILE|-")]
     pub(crate) input: Option<PathBuf>,
-    /// Output root for the Parquet tables.
+    /// Output root for the Parquet tables (overrides `output.dir`).
     #[arg(long, value_name = "DIR")]
     pub(crate) output: Option<PathBuf>,
+    /// TOML configuration (see config/omnimeter.example.toml); `OMNIMETER_*` variables override it, flags override both.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Kafka bootstrap servers (overrides `kafka.brokers`).
+    #[arg(long, value_name = "HOST:PORT[,...]")]
+    pub(crate) brokers: Option<String>,
+    /// Topic to consume (overrides `kafka.topics`).
+    #[arg(long, value_name = "T")]
+    pub(crate) topic: Option<String>,
+    /// Consumer group (overrides `kafka.group`); workers with the same group share the partitions.
+    #[arg(long, value_name = "G")]
+    pub(crate) group: Option<String>,
+    /// Serve /metrics, /healthz and /readyz here (overrides `metrics.addr`).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) metrics_addr: Option<String>,
+    /// Consume until every held partition is caught up with the broker's high watermark,
+    /// then close journeys, write everything, commit and exit 0.
+    #[arg(long)]
+    pub(crate) until_end: bool,
     #[command(flatten)]
     pub(crate) engine: EngineArgs,
     /// Lines between two Parquet flushes in file mode (bounds memory on big inputs).
@@ -61,6 +81,12 @@ pub(crate) struct EngineArgs {
 }
 
 impl EngineArgs {
+    /// Applies the flags that were given over a config file's engine section.
+    pub(crate) fn apply_to_section(&self, s: &mut omnimeter_config::EngineSection) {
+        let merged = self.apply(EngineConfig::from(&*s));
+        *s = merged.into();
+    }
+
     /// Applies the flags that were given over `base`.
     pub(crate) fn apply(&self, base: EngineConfig) -> EngineConfig {
         EngineConfig {

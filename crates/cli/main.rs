@@ -4,6 +4,7 @@
 
 mod args;
 mod file_mode;
+mod kafka_mode;
 
 use std::process::ExitCode;
 
@@ -33,13 +34,25 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run(run) => file_mode::run(&run),
+        Command::Run(run) if run.input.is_some() => file_mode::run(&run).map_err(Failure::Usage),
+        Command::Run(run) => kafka_mode::run(&run),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(Failure::Usage(e)) => {
             eprintln!("omnimeter: {e:#}");
             ExitCode::from(2)
         }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("omnimeter: {e:#}");
+            ExitCode::from(1)
+        }
     }
+}
+
+/// How a command failed: bad configuration, input or output (exit 2), or a fault
+/// while running, such as a broker or disk failure that did not heal (exit 1).
+pub(crate) enum Failure {
+    Usage(anyhow::Error),
+    Runtime(anyhow::Error),
 }

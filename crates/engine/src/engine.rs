@@ -269,22 +269,25 @@ impl PartitionEngine {
     }
 
     /// Takes one raw event found at `offset` of this partition.
-    pub fn push(&mut self, raw: &[u8], offset: i64) {
+    /// Returns the reason when the input was dead-lettered (malformed or late), for
+    /// adapters that forward rejects elsewhere; the `rejected` row is produced either way.
+    pub fn push(&mut self, raw: &[u8], offset: i64) -> Option<RejectReason> {
         self.stats.inputs += 1;
         let event = match decode(raw) {
             Ok(e) => e,
             Err(reason) => {
                 let placed_ts = self.max_ts.unwrap_or(0);
-                return self.reject(raw, offset, reason, placed_ts);
+                return Some(self.reject(raw, offset, reason, placed_ts));
             }
         };
         if self.watermark().is_some_and(|w| event.ts < w) {
-            return self.reject(raw, offset, RejectReason::Late, event.ts);
+            return Some(self.reject(raw, offset, RejectReason::Late, event.ts));
         }
         self.accept(event, xxhash_rust::xxh3::xxh3_64(raw));
+        None
     }
 
-    fn reject(&mut self, raw: &[u8], offset: i64, reason: RejectReason, placed_ts: i64) {
+    fn reject(&mut self, raw: &[u8], offset: i64, reason: RejectReason, placed_ts: i64) -> RejectReason {
         self.stats.rejected[reason.index()] += 1;
         self.ready.rejected.push(RejectedRow {
             partition: self.partition,
@@ -293,6 +296,7 @@ impl PartitionEngine {
             raw: raw.to_vec(),
             placed_ts,
         });
+        reason
     }
 
     fn accept(&mut self, e: Event<'_>, tie: u64) {

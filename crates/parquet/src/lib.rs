@@ -64,7 +64,8 @@ impl ParquetSink {
     pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
         fs::create_dir_all(&root).map_err(|source| Error::Io { path: root.clone(), source })?;
-        let probe = root.join(".omnimeter-write-probe");
+        // Unique per process: several workers may share one output root.
+        let probe = root.join(format!(".omnimeter-write-probe-{}", std::process::id()));
         fs::File::create(&probe)
             .and_then(|_| fs::remove_file(&probe))
             .map_err(|source| Error::Io { path: probe, source })?;

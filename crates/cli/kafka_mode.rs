@@ -1,0 +1,148 @@
+//! Kafka mode: configuration (defaults ← file ← `OMNIMETER_*` ← flags), logging,
+//! signals, and the worker on a blocking thread of a small tokio runtime.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use omnimeter_config::Config;
+use omnimeter_kafka::{WorkerOptions, WorkerStatus};
+
+use crate::Failure;
+use crate::args::RunArgs;
+
+fn std_duration(d: omnimeter_engine::DurationMs) -> Duration {
+    Duration::from_millis(d.0.max(0) as u64)
+}
+
+/// Builds the worker's options from the layered configuration.
+pub(crate) fn options(args: &RunArgs) -> Result<(Config, WorkerOptions), Failure> {
+    let mut cfg = Config::load(args.config.as_deref(), std::env::vars()).map_err(|e| Failure::Usage(anyhow!(e)))?;
+    if let Some(b) = &args.brokers {
+        cfg.kafka.brokers = b.clone();
+    }
+    if let Some(t) = &args.topic {
+        cfg.kafka.topics = vec![t.clone()];
+    }
+    if let Some(g) = &args.group {
+        cfg.kafka.group = g.clone();
+    }
+    if let Some(o) = &args.output {
+        cfg.output.dir = o.clone();
+    }
+    if let Some(a) = &args.metrics_addr {
+        cfg.metrics.addr = a.clone();
+    }
+    args.engine.apply_to_section(&mut cfg.engine);
+    cfg.validate().map_err(|e| Failure::Usage(anyhow!(e)))?;
+    let [topic] = cfg.kafka.topics.as_slice() else {
+        return Err(Failure::Usage(anyhow!(
+            "kafka.topics = {:?}: expected exactly one topic per worker group (run one group per topic)",
+            cfg.kafka.topics
+        )));
+    };
+    let opts = WorkerOptions {
+        brokers: cfg.kafka.brokers.clone(),
+        topic: topic.clone(),
+        group: cfg.kafka.group.clone(),
+        properties: cfg.kafka.properties.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        dead_letter_topic: cfg.kafka.dead_letter().map(str::to_owned),
+        session_timeout: std_duration(cfg.kafka.session_timeout),
+        drain_timeout: std_duration(cfg.kafka.drain_timeout),
+        fetch_max_wait: std_duration(cfg.kafka.fetch_max_wait),
+        output: cfg.output.dir.clone(),
+        flush_interval: std_duration(cfg.output.flush_interval),
+        engine: cfg.engine(),
+        until_end: args.until_end,
+    };
+    Ok((cfg, opts))
+}
+
+pub(crate) fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OMNIMETER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
+
+pub(crate) fn run(args: &RunArgs) -> Result<(), Failure> {
+    let (_cfg, opts) = options(args)?;
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+        .map_err(Failure::Runtime)?;
+    let started = Instant::now();
+    let status = Arc::new(Mutex::new(WorkerStatus::default()));
+    let report = runtime.block_on(async {
+        let stop = Arc::new(AtomicBool::new(false));
+        tokio::spawn(stop_on_signal(Arc::clone(&stop)));
+        tokio::spawn(report_progress(Arc::clone(&status)));
+        let worker = {
+            let (stop, status) = (Arc::clone(&stop), Arc::clone(&status));
+            tokio::task::spawn_blocking(move || omnimeter_kafka::run(&opts, &stop, status))
+        };
+        worker.await
+    });
+    let report = report.context("worker thread").map_err(Failure::Runtime)?.context("worker").map_err(Failure::Runtime)?;
+    let s = &report.stats;
+    println!(
+        "omnimeter: {} events, {} processed, rejected {}, late {}, duplicates {}, journeys {}, {:.1}s{}",
+        s.inputs,
+        s.processed,
+        s.malformed(),
+        s.late(),
+        s.duplicates,
+        s.journeys_closed_total(),
+        started.elapsed().as_secs_f64(),
+        if report.reached_end { ", caught up" } else { ", stopped" }
+    );
+    // Background tasks (signal watcher, progress) end with the runtime.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    Ok(())
+}
+
+async fn stop_on_signal(stop: Arc<AtomicBool>) {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    tracing::info!("signal received: stopping gracefully");
+    stop.store(true, Ordering::Relaxed);
+}
+
+/// One progress line every 10 s: events/s, lag, journeys closed.
+async fn report_progress(status: Arc<Mutex<WorkerStatus>>) {
+    let mut last = (Instant::now(), 0u64);
+    loop {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let st = status.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let lag: i64 = st.partitions.values().filter(|p| p.high_watermark >= 0).map(|p| (p.high_watermark - p.position).max(0)).sum();
+        let rate = (st.stats.inputs.saturating_sub(last.1)) as f64 / last.0.elapsed().as_secs_f64();
+        last = (Instant::now(), st.stats.inputs);
+        tracing::info!(
+            partitions = st.partitions.len(),
+            events = st.stats.inputs,
+            events_per_s = rate.round(),
+            lag,
+            journeys_closed = st.stats.journeys_closed_total(),
+            "progress"
+        );
+    }
+}

@@ -1,0 +1,269 @@
+//! The partitions a worker holds: one engine each, the batch of offsets not yet
+//! written, and the write → checkpoint → commit sequence that makes a batch
+//! durable. Shared between the poll loop and the rebalance callback, which
+//! librdkafka runs on the polling thread while the loop holds no lock.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use omnimeter_engine::{EngineConfig, PartitionEngine, Rows, Stats};
+use omnimeter_parquet::ParquetSink;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::checkpoint_store::{Checkpoint, CheckpointStore};
+use crate::dead_letter::DeadLetters;
+use crate::status::{PartitionStatus, WorkerStatus};
+use crate::worker::{Error, Result, one_line};
+
+/// One assigned partition.
+struct Held {
+    engine: PartitionEngine,
+    /// Next offset to consume; `None` before the first message of a partition without checkpoint.
+    next_offset: Option<i64>,
+    /// First offset of the batch not yet written; `None` when everything consumed is durable.
+    batch_first: Option<i64>,
+    /// Rows taken from the engine whose write failed: retried before anything is committed.
+    unwritten: Rows,
+    committed: i64,
+    eof: bool,
+    closed: bool,
+    /// No checkpoint existed: files of a crashed earlier attempt may exist from the first offset on.
+    clean_from_first_message: bool,
+}
+
+pub(crate) struct PartitionSet {
+    topic: String,
+    engine_cfg: EngineConfig,
+    sink: ParquetSink,
+    store: CheckpointStore,
+    dead_letters: Option<DeadLetters>,
+    held: BTreeMap<i32, Held>,
+    /// Counters of partitions released earlier, so reports cover the whole run.
+    released: Stats,
+    pub(crate) assigned_once: bool,
+    /// An error raised inside a rebalance callback, for the poll loop to act on.
+    pub(crate) fatal: Option<Error>,
+    pub(crate) status: Arc<Mutex<WorkerStatus>>,
+    drain_timeout: Duration,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not wedge shutdown: the data is still consistent per call.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl PartitionSet {
+    pub(crate) fn new(
+        topic: String,
+        engine_cfg: EngineConfig,
+        sink: ParquetSink,
+        store: CheckpointStore,
+        dead_letters: Option<DeadLetters>,
+        status: Arc<Mutex<WorkerStatus>>,
+        drain_timeout: Duration,
+    ) -> Self {
+        lock(&status).topic = topic.clone();
+        PartitionSet {
+            topic,
+            engine_cfg,
+            sink,
+            store,
+            dead_letters,
+            held: BTreeMap::new(),
+            released: Stats::default(),
+            assigned_once: false,
+            fatal: None,
+            status,
+            drain_timeout,
+        }
+    }
+
+    /// Takes over a partition: restores its checkpoint (dropping output of
+    /// batches that were written but never checkpointed) and says where to resume.
+    pub(crate) fn assign(&mut self, partition: i32) -> Result<Offset> {
+        let (held, offset) = match self.store.load(partition).map_err(Error::Checkpoint)? {
+            Some(cp) => {
+                let engine = PartitionEngine::restore(self.engine_cfg, partition, &cp.engine)
+                    .map_err(|e| Error::Restore { partition, source: e })?;
+                let removed = self.sink.remove_from(partition, cp.next_offset, cp.closed)?;
+                tracing::info!(
+                    partition,
+                    next_offset = cp.next_offset,
+                    open_journeys = engine.open_journeys(),
+                    removed_uncommitted_files = removed,
+                    "resuming partition from checkpoint"
+                );
+                let held = Held {
+                    engine,
+                    next_offset: Some(cp.next_offset),
+                    batch_first: None,
+                    unwritten: Rows::default(),
+                    committed: cp.next_offset,
+                    eof: false,
+                    closed: cp.closed,
+                    clean_from_first_message: false,
+                };
+                (held, Offset::Offset(cp.next_offset))
+            }
+            None => {
+                tracing::info!(partition, "no checkpoint: starting partition from the beginning");
+                let held = Held {
+                    engine: PartitionEngine::new(self.engine_cfg, partition),
+                    next_offset: None,
+                    batch_first: None,
+                    unwritten: Rows::default(),
+                    committed: -1,
+                    eof: false,
+                    closed: false,
+                    clean_from_first_message: true,
+                };
+                (held, Offset::Beginning)
+            }
+        };
+        self.held.insert(partition, held);
+        Ok(offset)
+    }
+
+    /// Makes a partition durable and lets it go (rebalance or shutdown).
+    pub(crate) fn revoke<C: ConsumerContext>(&mut self, partition: i32, consumer: &impl Consumer<C>) {
+        if let Err(e) = self.flush(partition, consumer, CommitMode::Sync, false) {
+            // The next owner replays from the last checkpoint and removes what we wrote since.
+            tracing::error!(partition, error = %one_line(&e), "could not make the partition durable before releasing it");
+        }
+        if let Some(h) = self.held.remove(&partition) {
+            self.released.add(h.engine.stats());
+        }
+        lock(&self.status).partitions.remove(&partition);
+    }
+
+    pub(crate) fn held_partitions(&self) -> Vec<i32> {
+        self.held.keys().copied().collect()
+    }
+
+    /// One message from the poll loop.
+    pub(crate) fn push(&mut self, partition: i32, offset: i64, key: Option<&[u8]>, payload: &[u8]) -> Result<()> {
+        let Some(h) = self.held.get_mut(&partition) else { return Ok(()) }; // in flight across a revoke
+        if h.next_offset.is_some_and(|n| offset < n) {
+            return Ok(()); // already covered by the checkpoint
+        }
+        if h.clean_from_first_message {
+            self.sink.remove_from(partition, offset, false)?;
+            h.clean_from_first_message = false;
+        }
+        h.batch_first.get_or_insert(offset);
+        if let Some(reason) = h.engine.push(payload, offset)
+            && let Some(dl) = &self.dead_letters
+        {
+            dl.send(partition, offset, key, payload, reason);
+        }
+        h.next_offset = Some(offset + 1);
+        h.eof = false;
+        h.closed = false;
+        Ok(())
+    }
+
+    pub(crate) fn eof(&mut self, partition: i32) {
+        if let Some(h) = self.held.get_mut(&partition) {
+            h.eof = true;
+        }
+    }
+
+    /// Every held partition has reached the broker's high watermark.
+    pub(crate) fn all_caught_up(&self) -> bool {
+        self.assigned_once && self.held.values().all(|h| h.eof)
+    }
+
+    pub(crate) fn flush_all<C: ConsumerContext>(&mut self, consumer: &impl Consumer<C>, mode: CommitMode, close: bool) -> Result<()> {
+        let mut first_err = None;
+        for p in self.held_partitions() {
+            if let Err(e) = self.flush(p, consumer, mode, close) {
+                tracing::error!(partition = p, error = %one_line(&e), "flush failed; offsets stay uncommitted and the batch is retried");
+                lock(&self.status).sink_error = Some(one_line(&e));
+                first_err.get_or_insert(e);
+            }
+        }
+        if first_err.is_none() {
+            lock(&self.status).sink_error = None;
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Writes the partition's finalized rows, then its checkpoint, then commits:
+    /// each step only after the previous one is durable. With `close`, every open
+    /// journey is closed first (end of an `--until-end` run).
+    fn flush<C: ConsumerContext>(&mut self, partition: i32, consumer: &impl Consumer<C>, mode: CommitMode, close: bool) -> Result<()> {
+        let Some(h) = self.held.get_mut(&partition) else { return Ok(()) };
+        let Some(next) = h.next_offset else { return Ok(()) };
+        let closing = close && !h.closed;
+        if closing {
+            h.engine.finish();
+        }
+        let mut rows = h.engine.take_rows();
+        h.unwritten.append(&mut rows);
+        if h.batch_first.is_none() && !closing {
+            return Ok(());
+        }
+        if !h.unwritten.is_empty() {
+            let report = match h.batch_first {
+                Some(first) => self.sink.write_batch(&h.unwritten, partition, first)?,
+                None => self.sink.write_closing_batch(&h.unwritten, partition, next)?,
+            };
+            let mut st = lock(&self.status);
+            for i in 0..8 {
+                st.parquet_files[i] += report.files[i] as u64;
+                st.parquet_rows[i] += report.rows[i] as u64;
+            }
+            drop(st);
+            h.unwritten = Rows::default();
+        }
+        if let Some(dl) = &self.dead_letters {
+            dl.flush(self.drain_timeout).map_err(Error::Kafka)?;
+        }
+        let engine = h.engine.checkpoint().map_err(|e| Error::Restore { partition, source: e })?;
+        self.store.save(partition, &Checkpoint { next_offset: next, closed: close, engine }).map_err(Error::Checkpoint)?;
+        h.batch_first = None;
+        h.closed = close;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.topic, partition, Offset::Offset(next)).map_err(Error::Kafka)?;
+        // The checkpoint is the truth; the Kafka commit reports progress (lag, tooling).
+        match consumer.commit(&tpl, mode) {
+            Ok(()) => h.committed = next,
+            Err(e) => tracing::warn!(partition, error = %e, "offset commit failed; the checkpoint holds the position"),
+        }
+        Ok(())
+    }
+
+    /// Refreshes the status snapshot (positions, high watermarks from the last fetch, watermarks).
+    pub(crate) fn refresh_status(&self) {
+        let mut st = lock(&self.status);
+        st.assigned = self.assigned_once;
+        let mut stats = self.released.clone();
+        for (&p, h) in &self.held {
+            stats.add(h.engine.stats());
+            // Filled in from librdkafka's statistics (fetch responses' high watermark).
+            let high_watermark = st.partitions.get(&p).map_or(-1, |s| s.high_watermark);
+            st.partitions.insert(
+                p,
+                PartitionStatus {
+                    position: h.next_offset.unwrap_or(0),
+                    high_watermark,
+                    committed: h.committed,
+                    watermark_ms: h.engine.watermark(),
+                    open_journeys: h.engine.open_journeys(),
+                    caught_up: h.eof,
+                },
+            );
+        }
+        st.stats = stats;
+    }
+
+    pub(crate) fn total_stats(&self) -> Stats {
+        let mut s = self.released.clone();
+        for h in self.held.values() {
+            s.add(h.engine.stats());
+        }
+        s
+    }
+}

@@ -1,0 +1,34 @@
+//! What the worker tells the outside (metrics, readiness, tests) about itself.
+
+use std::collections::BTreeMap;
+
+use omnimeter_engine::Stats;
+
+/// One assigned partition as last seen by the worker.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PartitionStatus {
+    /// Next offset to consume.
+    pub position: i64,
+    /// Broker's high watermark from the latest fetch response (-1 before one).
+    pub high_watermark: i64,
+    /// Last offset committed (the checkpoint's next offset).
+    pub committed: i64,
+    /// Event-time watermark, epoch ms.
+    pub watermark_ms: Option<i64>,
+    pub open_journeys: usize,
+    pub caught_up: bool,
+}
+
+/// A snapshot of the worker, refreshed at every flush.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerStatus {
+    pub topic: String,
+    pub assigned: bool,
+    pub partitions: BTreeMap<i32, PartitionStatus>,
+    /// Engine counters summed over the partitions this worker has held.
+    pub stats: Stats,
+    pub parquet_files: [u64; 8],
+    pub parquet_rows: [u64; 8],
+    /// Last flush failed (output unwritable): not committing until it recovers.
+    pub sink_error: Option<String>,
+}
