@@ -170,7 +170,13 @@ fn bad_flags_inputs_and_outputs_give_one_line_and_exit_2() {
     let file = out.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
     assert_usage_error(&["run", "--input", s, "--output", file.join("sub").to_str().unwrap()], "cannot write output");
-    assert_usage_error(&["run", "--output", o], "--input");
+    // Without --input it is a Kafka worker: configuration errors also stop it at once.
+    assert_usage_error(&["run", "--config", "/nonexistent/omnimeter.toml"], "/nonexistent/omnimeter.toml");
+    let bad = out.path().join("bad.toml");
+    std::fs::write(&bad, "[engine]\ngap = \"30x\"\n").unwrap();
+    assert_usage_error(&["run", "--config", bad.to_str().unwrap()], "engine.gap: invalid duration \"30x\"");
+    std::fs::write(&bad, "[kafka]\nbrokerz = \"x\"\n").unwrap();
+    assert_usage_error(&["run", "--config", bad.to_str().unwrap()], "unknown key kafka.brokerz");
 }
 
 #[test]

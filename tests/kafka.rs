@@ -6,9 +6,11 @@
 
 mod util;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use omnimeter_generate::{GenConfig, Generator};
 
 use util::kafka::{Broker, partition_slices};
 use util::{python_check, repo};
@@ -24,6 +26,8 @@ fn worker(broker: &Broker, out: &Path, extra: &[&str]) -> Command {
         .env("OMNIMETER_OUTPUT_FLUSH_INTERVAL", "300ms")
         .env("OMNIMETER_KAFKA_SESSION_TIMEOUT", "6s")
         .env("OMNIMETER_KAFKA_DRAIN_TIMEOUT", "3s")
+        // Bounds how long a rebalance waits for a member that left mid-rebalance (the poll loop polls every 100 ms).
+        .env("OMNIMETER_KAFKA_PROPERTIES_MAX_POLL_INTERVAL_MS", "10000")
         .env("OMNIMETER_LOG", "info")
         .current_dir(repo())
         .stdout(Stdio::piped())
@@ -84,4 +88,171 @@ fn public_samples_through_six_partitions_and_two_workers_match_file_mode() {
             python_check(&["tests/tools/check_tables.py", expected.to_str().unwrap(), out.to_str().unwrap()]);
         }
     }
+}
+
+/// Generated traffic with malformed lines and duplicates, as NDJSON lines.
+fn generated(customers: u64, seed: u64) -> Vec<Vec<u8>> {
+    let mut g = Generator::new(GenConfig { customers, seed, bad_rate: 0.01, duplicate_rate: 0.02, ..GenConfig::default() });
+    let mut lines = Vec::new();
+    let mut line = Vec::new();
+    while g.next_event(&mut line).is_some() {
+        lines.push(std::mem::take(&mut line));
+    }
+    lines
+}
+
+/// A worker whose log goes to `log` (so a running worker's progress can be read).
+fn spawn_logged(broker: &Broker, out: &Path, log: &Path, extra: &[&str]) -> Child {
+    let file = std::fs::File::create(log).unwrap();
+    worker(broker, out, extra).stderr(Stdio::from(file)).stdout(Stdio::null()).spawn().unwrap()
+}
+
+fn checkpoints(out: &Path) -> usize {
+    std::fs::read_dir(out.join("_checkpoints").join(TOPIC)).map_or(0, |d| {
+        d.filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".ckpt"))).count()
+    })
+}
+
+fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn sigterm(child: &Child) {
+    let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success();
+    assert!(ok, "kill -TERM failed");
+}
+
+/// Runs an `--until-end` worker to completion (bounded), failing with its log.
+fn until_end(broker: &Broker, out: &Path, log: &Path) {
+    let mut child = spawn_logged(broker, out, log, &["--until-end"]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "until-end worker failed ({status}):\n{}", log_of(log));
+            assert!(log_of(log).contains("caught up"), "{}", log_of(log));
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("until-end worker did not finish in 120 s:\n{}", log_of(log));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn log_of(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+#[test]
+fn a_worker_killed_with_sigkill_mid_stream_loses_and_doubles_nothing() {
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, 6);
+    let lines = generated(2500, 11);
+    let third = lines.len() / 3;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("kafka-out");
+    let mut placed = broker.produce(TOPIC, &lines[..third]);
+
+    let mut w = spawn_logged(&broker, &out, &dir.path().join("w1.log"), &[]);
+    wait_for("a first checkpoint", Duration::from_secs(60), || checkpoints(&out) > 0);
+    placed.extend(broker.produce(TOPIC, &lines[third..2 * third]));
+    std::thread::sleep(Duration::from_millis(400));
+    w.kill().unwrap(); // SIGKILL: no flush, no commit, possibly mid-write
+    w.wait().unwrap();
+
+    // The killed member keeps its partitions until its session times out; then the restart resumes them.
+    let mut w = spawn_logged(&broker, &out, &dir.path().join("w2.log"), &[]);
+    wait_for("the restart to resume from checkpoints", Duration::from_secs(60), || {
+        log_of(&dir.path().join("w2.log")).contains("resuming partition from checkpoint")
+    });
+    placed.extend(broker.produce(TOPIC, &lines[2 * third..]));
+    std::thread::sleep(Duration::from_millis(300));
+    w.kill().unwrap();
+    w.wait().unwrap();
+
+    until_end(&broker, &out, &dir.path().join("final.log"));
+    compare(&out, &file_mode_per_partition(&lines, &placed, dir.path()));
+}
+
+#[test]
+fn workers_joining_and_leaving_one_three_one_keep_every_row_once() {
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, 6);
+    let lines = generated(2500, 12);
+    let third = lines.len() / 3;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("kafka-out");
+    let log = |n: &str| dir.path().join(format!("{n}.log"));
+
+    let w1 = spawn_logged(&broker, &out, &log("w1"), &[]);
+    let mut placed = broker.produce(TOPIC, &lines[..third]);
+    wait_for("w1 to checkpoint", Duration::from_secs(60), || checkpoints(&out) > 0);
+
+    let w2 = spawn_logged(&broker, &out, &log("w2"), &[]);
+    let w3 = spawn_logged(&broker, &out, &log("w3"), &[]);
+    placed.extend(broker.produce(TOPIC, &lines[third..2 * third]));
+    wait_for("the group to spread over three workers", Duration::from_secs(60), || {
+        ["w2", "w3"].iter().all(|w| log_of(&log(w)).contains("resuming partition from checkpoint"))
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    sigterm(&w2);
+    sigterm(&w3);
+    let (o2, o3) = (w2.wait_with_output().unwrap(), w3.wait_with_output().unwrap());
+    assert!(o2.status.success() && o3.status.success(), "graceful stops exit 0:\n{}\n{}", log_of(&log("w2")), log_of(&log("w3")));
+    assert!(log_of(&log("w2")).contains("stopping: flushing, checkpointing and committing"));
+
+    placed.extend(broker.produce(TOPIC, &lines[2 * third..]));
+    wait_for("w1 to hold all six partitions again", Duration::from_secs(90), || {
+        log_of(&log("w1")).matches("partitions assigned partitions=[0, 1, 2, 3, 4, 5]").count() >= 2
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    sigterm(&w1);
+    assert!(w1.wait_with_output().unwrap().status.success(), "{}", log_of(&log("w1")));
+
+    until_end(&broker, &out, &dir.path().join("final.log"));
+    compare(&out, &file_mode_per_partition(&lines, &placed, dir.path()));
+}
+
+#[test]
+fn malformed_and_oversize_messages_are_dead_lettered_while_the_partition_keeps_flowing() {
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, 3);
+    broker.create_topic("dead-letters", 1);
+    let mut lines = read_lines(&repo().join("tests/data/public-late.ndjson"));
+    let big = format!(
+        r#"{{"event_id":"big","ts":"2026-11-02T09:00:00Z","customer_id":"cust-0000001","channel":"web","type":"touch","attrs":{{"pad":"{}"}}}}"#,
+        "x".repeat(70_000)
+    );
+    let poison: Vec<Vec<u8>> = vec![b"not json at all".to_vec(), vec![0xff, 0xfe, 0x00, 0x41], big.into_bytes(), b"[1,2,3]".to_vec()];
+    for (i, p) in poison.into_iter().enumerate() {
+        lines.insert(10 + i * 50, p);
+    }
+    let placed = broker.produce(TOPIC, &lines);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("kafka-out");
+    let run = wait_ok(
+        worker(&broker, &out, &["--until-end"]).env("OMNIMETER_KAFKA_DEAD_LETTER_TOPIC", "dead-letters").spawn().unwrap(),
+        "worker",
+    );
+    assert!(String::from_utf8_lossy(&run.stdout).contains("caught up"));
+    compare(&out, &file_mode_per_partition(&lines, &placed, dir.path()));
+    python_check(&[
+        "-c",
+        &format!(
+            "import duckdb\n\
+             r = dict(duckdb.connect().execute(\"SELECT reason, count(*) FROM read_parquet('{}/rejected/**/*.parquet') GROUP BY 1\").fetchall())\n\
+             assert r.get('too_large') == 1 and r.get('not_object') == 1 and r.get('invalid_json', 0) >= 3, r\n",
+            out.display()
+        ),
+    ]);
+    let dead = util::kafka::consume_all(&broker, "dead-letters");
+    let rejected_total: usize = 10 + 5 + 4; // public-late: 10 malformed + 5 late (per-partition lateness may differ), + 4 poison
+    assert!(dead.len() >= 14 && dead.len() <= rejected_total, "dead letters: {}", dead.len());
+    assert!(dead.iter().any(|(reason, payload)| reason == "too_large" && payload.len() > 65_536));
+    assert!(dead.iter().all(|(reason, _)| !reason.is_empty()), "every dead letter says why");
 }

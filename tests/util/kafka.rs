@@ -97,8 +97,10 @@ fn customer_key(line: &[u8]) -> Option<Vec<u8>> {
     v.get("customer_id")?.as_str().map(|s| s.as_bytes().to_vec())
 }
 
+type Placed = Arc<Mutex<Vec<Option<(i32, i64)>>>>;
+
 #[derive(Clone)]
-struct Deliveries(Arc<Mutex<Vec<Option<(i32, i64)>>>>);
+struct Deliveries(Placed);
 
 impl rdkafka::ClientContext for Deliveries {}
 
@@ -131,4 +133,35 @@ pub(crate) fn partition_slices(lines: &[Vec<u8>], placed: &[(i32, i64)], dir: &s
             path
         })
         .collect()
+}
+
+/// Every message of `topic` with its `omnimeter-reason` header, read from the beginning to the end.
+pub(crate) fn consume_all(broker: &Broker, topic: &str) -> Vec<(String, Vec<u8>)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Headers;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.addr())
+        .set("group.id", "test-reader")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut eof = false;
+    while !eof && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let reason = m
+                    .headers()
+                    .and_then(|h| h.iter().find(|h| h.key == "omnimeter-reason").and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned())))
+                    .unwrap_or_default();
+                got.push((reason, m.payload().unwrap_or_default().to_vec()));
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => eof = true,
+            _ => {}
+        }
+    }
+    got
 }

@@ -8,13 +8,18 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"OMCKPT01";
+const MAGIC: &[u8; 8] = b"OMCKPT02";
 
 /// What a partition's checkpoint says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
     /// The first offset not yet covered: consumption resumes here.
     pub next_offset: i64,
+    /// Where to seek on resume: an offset at or before `next_offset` known to start a
+    /// record batch. Some brokers (tansu 0.6) return nothing from a batch when a fetch
+    /// starts in its middle, so resuming at `next_offset` itself could skip messages;
+    /// messages below `next_offset` are re-read and skipped.
+    pub resume_offset: i64,
     /// The journeys were all closed at `next_offset` (end of an `--until-end` run).
     pub closed: bool,
     /// The engine state ([`omnimeter_engine::PartitionEngine::checkpoint`]).
@@ -54,12 +59,19 @@ impl CheckpointStore {
             return Err(bad("not an omnimeter checkpoint"));
         }
         let word = |at: usize| bytes.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
-        let (Some(sum), Some(next)) = (word(8), word(16)) else { return Err(bad("truncated")) };
+        let (Some(sum), Some(next), Some(resume)) = (word(8), word(16), word(25)) else {
+            return Err(bad("truncated"));
+        };
         let body = &bytes[16..];
         if xxhash_rust::xxh3::xxh3_64(body) != sum {
             return Err(bad("checksum mismatch"));
         }
-        Ok(Some(Checkpoint { next_offset: next as i64, closed: bytes[24] == 1, engine: bytes[25..].to_vec() }))
+        Ok(Some(Checkpoint {
+            next_offset: next as i64,
+            closed: bytes[24] == 1,
+            resume_offset: resume as i64,
+            engine: bytes[33..].to_vec(),
+        }))
     }
 
     /// Writes a checkpoint durably and atomically: temp file, fsync, rename, fsync the folder.
@@ -69,6 +81,7 @@ impl CheckpointStore {
         let mut body = Vec::with_capacity(9 + cp.engine.len());
         body.extend_from_slice(&cp.next_offset.to_le_bytes());
         body.push(u8::from(cp.closed));
+        body.extend_from_slice(&cp.resume_offset.to_le_bytes());
         body.extend_from_slice(&cp.engine);
         let mut f = File::create(&tmp).map_err(io_at(&tmp))?;
         f.write_all(MAGIC).map_err(io_at(&tmp))?;
@@ -90,10 +103,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = CheckpointStore::new(dir.path().join("ck/topic")).unwrap();
         assert_eq!(store.load(3).unwrap(), None);
-        let cp = Checkpoint { next_offset: 1234, closed: true, engine: vec![1, 2, 3, 250] };
+        let cp = Checkpoint { next_offset: 1234, closed: true, resume_offset: 1000, engine: vec![1, 2, 3, 250] };
         store.save(3, &cp).unwrap();
         assert_eq!(store.load(3).unwrap(), Some(cp.clone()));
-        let cp2 = Checkpoint { next_offset: 2000, closed: false, engine: vec![9; 1000] };
+        let cp2 = Checkpoint { next_offset: 2000, closed: false, resume_offset: 2000, engine: vec![9; 1000] };
         store.save(3, &cp2).unwrap();
         assert_eq!(store.load(3).unwrap(), Some(cp2));
         let path = dir.path().join("ck/topic/p00003.ckpt");

@@ -27,6 +27,8 @@ struct Held {
     /// Rows taken from the engine whose write failed: retried before anything is committed.
     unwritten: Rows,
     committed: i64,
+    /// A batch boundary at or before `next_offset` to seek to on resume (see [`Checkpoint::resume_offset`]).
+    resume_offset: Option<i64>,
     eof: bool,
     closed: bool,
     /// No checkpoint existed: files of a crashed earlier attempt may exist from the first offset on.
@@ -91,6 +93,7 @@ impl PartitionSet {
                 tracing::info!(
                     partition,
                     next_offset = cp.next_offset,
+                    resume_offset = cp.resume_offset,
                     open_journeys = engine.open_journeys(),
                     removed_uncommitted_files = removed,
                     "resuming partition from checkpoint"
@@ -101,11 +104,12 @@ impl PartitionSet {
                     batch_first: None,
                     unwritten: Rows::default(),
                     committed: cp.next_offset,
+                    resume_offset: Some(cp.resume_offset),
                     eof: false,
                     closed: cp.closed,
                     clean_from_first_message: false,
                 };
-                (held, Offset::Offset(cp.next_offset))
+                (held, Offset::Offset(cp.resume_offset))
             }
             None => {
                 tracing::info!(partition, "no checkpoint: starting partition from the beginning");
@@ -115,6 +119,7 @@ impl PartitionSet {
                     batch_first: None,
                     unwritten: Rows::default(),
                     committed: -1,
+                    resume_offset: None,
                     eof: false,
                     closed: false,
                     clean_from_first_message: true,
@@ -153,6 +158,8 @@ impl PartitionSet {
             h.clean_from_first_message = false;
         }
         h.batch_first.get_or_insert(offset);
+        // Reading from the beginning, the first message starts a batch.
+        h.resume_offset.get_or_insert(offset);
         if let Some(reason) = h.engine.push(payload, offset)
             && let Some(dl) = &self.dead_letters
         {
@@ -167,6 +174,11 @@ impl PartitionSet {
     pub(crate) fn eof(&mut self, partition: i32) {
         if let Some(h) = self.held.get_mut(&partition) {
             h.eof = true;
+            // Caught up: everything before the high watermark is complete batches, so
+            // the next offset starts the next batch — a safe place to resume from.
+            if let Some(n) = h.next_offset {
+                h.resume_offset = Some(n);
+            }
         }
     }
 
@@ -222,7 +234,8 @@ impl PartitionSet {
             dl.flush(self.drain_timeout).map_err(Error::Kafka)?;
         }
         let engine = h.engine.checkpoint().map_err(|e| Error::Restore { partition, source: e })?;
-        self.store.save(partition, &Checkpoint { next_offset: next, closed: close, engine }).map_err(Error::Checkpoint)?;
+        let resume_offset = h.resume_offset.unwrap_or(0).min(next);
+        self.store.save(partition, &Checkpoint { next_offset: next, closed: close, resume_offset, engine }).map_err(Error::Checkpoint)?;
         h.batch_first = None;
         h.closed = close;
         let mut tpl = TopicPartitionList::new();
