@@ -77,7 +77,10 @@ fn main() {
     let n = lines.len() as f64;
     println!("Kafka end to end, {} events in {PARTITIONS} partitions, one worker, tansu on loopback", lines.len());
     println!("  raw consume (count only)   {raw:.2} s  {:.0} events/s", n / raw);
-    println!("  omnimeter worker → Parquet {worker:.2} s  {:.0} events/s (process start to exit, incl. group join)", n / worker);
+    println!(
+        "  omnimeter worker → Parquet {worker:.2} s  {:.0} events/s (process start to exit, incl. group join)",
+        n / worker
+    );
     println!("  ratio                      {:.2}x of raw", raw / worker);
     println!("  summary                    {}", String::from_utf8_lossy(&run.stdout).trim());
 }

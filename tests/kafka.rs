@@ -42,7 +42,12 @@ fn wait_ok(child: Child, what: &str) -> Output {
 }
 
 fn read_lines(path: &Path) -> Vec<Vec<u8>> {
-    std::fs::read(path).unwrap().split(|&b| b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)).map(<[u8]>::to_vec).collect()
+    std::fs::read(path)
+        .unwrap()
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
 /// File mode over each partition's messages, in offset order: the reference output.
@@ -72,7 +77,10 @@ fn public_samples_through_six_partitions_and_two_workers_match_file_mode() {
         broker.create_topic(TOPIC, 6);
         let lines = read_lines(&repo().join(format!("tests/data/{sample}.ndjson")));
         let placed = broker.produce(TOPIC, &lines);
-        assert!(placed.iter().map(|p| p.0).collect::<std::collections::BTreeSet<_>>().len() > 1, "messages spread over partitions");
+        assert!(
+            placed.iter().map(|p| p.0).collect::<std::collections::BTreeSet<_>>().len() > 1,
+            "messages spread over partitions"
+        );
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("kafka-out");
         let a = worker(&broker, &out, &["--until-end"]).spawn().unwrap();
@@ -92,7 +100,8 @@ fn public_samples_through_six_partitions_and_two_workers_match_file_mode() {
 
 /// Generated traffic with malformed lines and duplicates, as NDJSON lines.
 fn generated(customers: u64, seed: u64) -> Vec<Vec<u8>> {
-    let mut g = Generator::new(GenConfig { customers, seed, bad_rate: 0.01, duplicate_rate: 0.02, ..GenConfig::default() });
+    let mut g =
+        Generator::new(GenConfig { customers, seed, bad_rate: 0.01, duplicate_rate: 0.02, ..GenConfig::default() });
     let mut lines = Vec::new();
     let mut line = Vec::new();
     while g.next_event(&mut line).is_some() {
@@ -203,7 +212,12 @@ fn workers_joining_and_leaving_one_three_one_keep_every_row_once() {
     sigterm(&w2);
     sigterm(&w3);
     let (o2, o3) = (w2.wait_with_output().unwrap(), w3.wait_with_output().unwrap());
-    assert!(o2.status.success() && o3.status.success(), "graceful stops exit 0:\n{}\n{}", log_of(&log("w2")), log_of(&log("w3")));
+    assert!(
+        o2.status.success() && o3.status.success(),
+        "graceful stops exit 0:\n{}\n{}",
+        log_of(&log("w2")),
+        log_of(&log("w3"))
+    );
     assert!(log_of(&log("w2")).contains("stopping: flushing, checkpointing and committing"));
 
     placed.extend(broker.produce(TOPIC, &lines[2 * third..]));
@@ -228,7 +242,8 @@ fn malformed_and_oversize_messages_are_dead_lettered_while_the_partition_keeps_f
         r#"{{"event_id":"big","ts":"2026-11-02T09:00:00Z","customer_id":"cust-0000001","channel":"web","type":"touch","attrs":{{"pad":"{}"}}}}"#,
         "x".repeat(70_000)
     );
-    let poison: Vec<Vec<u8>> = vec![b"not json at all".to_vec(), vec![0xff, 0xfe, 0x00, 0x41], big.into_bytes(), b"[1,2,3]".to_vec()];
+    let poison: Vec<Vec<u8>> =
+        vec![b"not json at all".to_vec(), vec![0xff, 0xfe, 0x00, 0x41], big.into_bytes(), b"[1,2,3]".to_vec()];
     for (i, p) in poison.into_iter().enumerate() {
         lines.insert(10 + i * 50, p);
     }
@@ -236,7 +251,10 @@ fn malformed_and_oversize_messages_are_dead_lettered_while_the_partition_keeps_f
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("kafka-out");
     let run = wait_ok(
-        worker(&broker, &out, &["--until-end"]).env("OMNIMETER_KAFKA_DEAD_LETTER_TOPIC", "dead-letters").spawn().unwrap(),
+        worker(&broker, &out, &["--until-end"])
+            .env("OMNIMETER_KAFKA_DEAD_LETTER_TOPIC", "dead-letters")
+            .spawn()
+            .unwrap(),
         "worker",
     );
     assert!(String::from_utf8_lossy(&run.stdout).contains("caught up"));

@@ -92,7 +92,8 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), Failure> {
         };
         worker.await
     });
-    let report = report.context("worker thread").map_err(Failure::Runtime)?.context("worker").map_err(Failure::Runtime)?;
+    let report =
+        report.context("worker thread").map_err(Failure::Runtime)?.context("worker").map_err(Failure::Runtime)?;
     let s = &report.stats;
     println!(
         "omnimeter: {} events, {} processed, rejected {}, late {}, duplicates {}, journeys {}, {:.1}s{}",
@@ -133,7 +134,12 @@ async fn report_progress(status: Arc<Mutex<WorkerStatus>>) {
     loop {
         tokio::time::sleep(Duration::from_secs(10)).await;
         let st = status.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let lag: i64 = st.partitions.values().filter(|p| p.high_watermark >= 0).map(|p| (p.high_watermark - p.position).max(0)).sum();
+        let lag: i64 = st
+            .partitions
+            .values()
+            .filter(|p| p.high_watermark >= 0)
+            .map(|p| (p.high_watermark - p.position).max(0))
+            .sum();
         let rate = (st.stats.inputs.saturating_sub(last.1)) as f64 / last.0.elapsed().as_secs_f64();
         last = (Instant::now(), st.stats.inputs);
         tracing::info!(

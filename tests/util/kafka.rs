@@ -28,7 +28,15 @@ impl Broker {
         let log = std::fs::File::create(dir.path().join("tansu.log")).unwrap();
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new("tansu")
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
@@ -47,7 +55,15 @@ impl Broker {
 
     pub(crate) fn create_topic(&self, name: &str, partitions: u32) {
         let out = Command::new("tansu")
-            .args(["topic", "create", name, "--broker", &format!("tcp://127.0.0.1:{}", self.port), "--partitions", &partitions.to_string()])
+            .args([
+                "topic",
+                "create",
+                name,
+                "--broker",
+                &format!("tcp://127.0.0.1:{}", self.port),
+                "--partitions",
+                &partitions.to_string(),
+            ])
             .output()
             .unwrap();
         assert!(out.status.success(), "topic create failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -114,7 +130,11 @@ impl ProducerContext for Deliveries {
 
 /// Splits `lines` into per-partition NDJSON files in offset order, the input a
 /// file-mode run needs to reproduce exactly what each partition's engine saw.
-pub(crate) fn partition_slices(lines: &[Vec<u8>], placed: &[(i32, i64)], dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn partition_slices(
+    lines: &[Vec<u8>],
+    placed: &[(i32, i64)],
+    dir: &std::path::Path,
+) -> Vec<std::path::PathBuf> {
     let mut by_partition: std::collections::BTreeMap<i32, Vec<(i64, &[u8])>> = Default::default();
     for (line, &(p, o)) in lines.iter().zip(placed) {
         by_partition.entry(p).or_default().push((o, line));
@@ -155,7 +175,11 @@ pub(crate) fn consume_all(broker: &Broker, topic: &str) -> Vec<(String, Vec<u8>)
             Some(Ok(m)) => {
                 let reason = m
                     .headers()
-                    .and_then(|h| h.iter().find(|h| h.key == "omnimeter-reason").and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned())))
+                    .and_then(|h| {
+                        h.iter()
+                            .find(|h| h.key == "omnimeter-reason")
+                            .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
+                    })
                     .unwrap_or_default();
                 got.push((reason, m.payload().unwrap_or_default().to_vec()));
             }

@@ -19,10 +19,10 @@ use crate::decode::decode;
 use crate::event::{Event, EventType};
 use crate::journey::{JourneyState, Step};
 use crate::names::{NO_NAME, NameId, Names};
+use crate::reorder::ReorderBuffer;
 use crate::rows::*;
 use crate::stats::Stats;
 use crate::time::DurationMs;
-use crate::reorder::ReorderBuffer;
 use crate::windows::WindowAggregates;
 
 mod checkpoint;

@@ -117,6 +117,12 @@ mod tests {
         assert!(store.load(3).unwrap_err().to_string().contains("checksum mismatch"));
         fs::write(&path, b"nonsense").unwrap();
         assert!(store.load(3).is_err());
-        assert!(fs::read_dir(dir.path().join("ck/topic")).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+        assert!(
+            fs::read_dir(dir.path().join("ck/topic")).unwrap().all(|e| !e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tmp"))
+        );
     }
 }

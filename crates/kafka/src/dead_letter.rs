@@ -20,7 +20,15 @@ impl DeadLetters {
     pub(crate) fn new(base: &ClientConfig, topic: &str, source_topic: &str) -> KafkaResult<Self> {
         let mut cfg = base.clone();
         // Only producer-relevant settings carry over; consumer keys would be warned about.
-        for key in ["group.id", "enable.auto.commit", "enable.auto.offset.store", "auto.offset.reset", "enable.partition.eof", "session.timeout.ms", "fetch.wait.max.ms"] {
+        for key in [
+            "group.id",
+            "enable.auto.commit",
+            "enable.auto.offset.store",
+            "auto.offset.reset",
+            "enable.partition.eof",
+            "session.timeout.ms",
+            "fetch.wait.max.ms",
+        ] {
             cfg.remove(key);
         }
         cfg.set("enable.idempotence", "true");

@@ -187,7 +187,12 @@ impl PartitionSet {
         self.assigned_once && self.held.values().all(|h| h.eof)
     }
 
-    pub(crate) fn flush_all<C: ConsumerContext>(&mut self, consumer: &impl Consumer<C>, mode: CommitMode, close: bool) -> Result<()> {
+    pub(crate) fn flush_all<C: ConsumerContext>(
+        &mut self,
+        consumer: &impl Consumer<C>,
+        mode: CommitMode,
+        close: bool,
+    ) -> Result<()> {
         let mut first_err = None;
         for p in self.held_partitions() {
             if let Err(e) = self.flush(p, consumer, mode, close) {
@@ -205,7 +210,13 @@ impl PartitionSet {
     /// Writes the partition's finalized rows, then its checkpoint, then commits:
     /// each step only after the previous one is durable. With `close`, every open
     /// journey is closed first (end of an `--until-end` run).
-    fn flush<C: ConsumerContext>(&mut self, partition: i32, consumer: &impl Consumer<C>, mode: CommitMode, close: bool) -> Result<()> {
+    fn flush<C: ConsumerContext>(
+        &mut self,
+        partition: i32,
+        consumer: &impl Consumer<C>,
+        mode: CommitMode,
+        close: bool,
+    ) -> Result<()> {
         let Some(h) = self.held.get_mut(&partition) else { return Ok(()) };
         let Some(next) = h.next_offset else { return Ok(()) };
         let closing = close && !h.closed;
@@ -235,7 +246,9 @@ impl PartitionSet {
         }
         let engine = h.engine.checkpoint().map_err(|e| Error::Restore { partition, source: e })?;
         let resume_offset = h.resume_offset.unwrap_or(0).min(next);
-        self.store.save(partition, &Checkpoint { next_offset: next, closed: close, resume_offset, engine }).map_err(Error::Checkpoint)?;
+        self.store
+            .save(partition, &Checkpoint { next_offset: next, closed: close, resume_offset, engine })
+            .map_err(Error::Checkpoint)?;
         h.batch_first = None;
         h.closed = close;
         let mut tpl = TopicPartitionList::new();

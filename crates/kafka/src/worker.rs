@@ -200,8 +200,9 @@ pub fn run(opts: &WorkerOptions, stop: &AtomicBool, status: Arc<Mutex<WorkerStat
         Arc::clone(&status),
         opts.drain_timeout,
     )));
-    let consumer: BaseConsumer<RebalanceContext> =
-        client.create_with_context(RebalanceContext { set: Arc::clone(&set), status, topic: opts.topic.clone() }).map_err(Error::Kafka)?;
+    let consumer: BaseConsumer<RebalanceContext> = client
+        .create_with_context(RebalanceContext { set: Arc::clone(&set), status, topic: opts.topic.clone() })
+        .map_err(Error::Kafka)?;
     consumer.subscribe(&[&opts.topic]).map_err(Error::Kafka)?;
     tracing::info!(topic = %opts.topic, group = %opts.group, brokers = %opts.brokers, "worker started");
 
@@ -237,13 +238,12 @@ fn poll_loop(
             None => {}
             Some(Ok(m)) => s.push(m.partition(), m.offset(), m.key(), m.payload().unwrap_or_default())?,
             Some(Err(KafkaError::PartitionEOF(p))) => s.eof(p),
-            Some(Err(e)) => {
-                // librdkafka retries broker and network errors by itself; say so at most every 5 s.
-                if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
-                    tracing::warn!(error = %e, "kafka (retrying)");
-                    last_warning = Some(Instant::now());
-                }
+            // librdkafka retries broker and network errors by itself; say so at most every 5 s.
+            Some(Err(e)) if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) => {
+                tracing::warn!(error = %e, "kafka (retrying)");
+                last_warning = Some(Instant::now());
             }
+            Some(Err(_)) => {}
         }
         if last_flush.elapsed() >= opts.flush_interval {
             // A failed flush keeps its rows and offsets: retried next interval, nothing committed.
