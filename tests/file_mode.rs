@@ -6,8 +6,6 @@
 
 mod util;
 
-use std::path::Path;
-
 use util::{omnimeter, parquet_files, python_check, repo};
 
 fn golden(sample: &str) {
@@ -74,8 +72,11 @@ fn layout_is_hive_partitioned_with_millisecond_utc_timestamps_and_no_temp_files(
         assert!(parts[3].starts_with("p00000-o") && parts[3].ends_with(".parquet"), "{rel}");
     }
     let root = format!("{}/", out.path().display());
-    let temps: Vec<String> =
-        walk(out.path()).into_iter().filter(|p| p.trim_start_matches(&root).contains(".tmp")).collect();
+    let temps: Vec<String> = util::all_files(out.path())
+        .into_iter()
+        .map(|p| p.display().to_string())
+        .filter(|p| p.trim_start_matches(&root).contains(".tmp"))
+        .collect();
     assert!(temps.is_empty(), "temp files left: {:?}", &temps[..temps.len().min(3)]);
     // pyarrow reads the files on its own and sees TIMESTAMP(MILLIS, UTC).
     python_check(&[
@@ -90,19 +91,6 @@ fn layout_is_hive_partitioned_with_millisecond_utc_timestamps_and_no_temp_files(
             out.path().display()
         ),
     ]);
-}
-
-fn walk(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p.display().to_string());
-        }
-    }
-    out
 }
 
 #[test]

@@ -43,22 +43,26 @@ pub(crate) fn python_check(args: &[&str]) {
     );
 }
 
-/// Every published Parquet file under `root`, sorted.
-pub(crate) fn parquet_files(root: &Path) -> Vec<PathBuf> {
+/// Every file under `root`, sorted.
+pub(crate) fn all_files(root: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.extension().is_some_and(|x| x == "parquet")
-                && !p.file_name().unwrap().to_str().unwrap().starts_with('.')
-            {
-                out.push(p);
-            }
+            if p.is_dir() { walk(&p, out) } else { out.push(p) }
         }
     }
     let mut out = Vec::new();
     walk(root, &mut out);
     out.sort();
     out
+}
+
+/// Every published Parquet file under `root`, sorted.
+pub(crate) fn parquet_files(root: &Path) -> Vec<PathBuf> {
+    all_files(root)
+        .into_iter()
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "parquet") && !p.file_name().unwrap().to_string_lossy().starts_with('.')
+        })
+        .collect()
 }

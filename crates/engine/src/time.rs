@@ -219,6 +219,16 @@ mod tests {
     }
 
     #[test]
+    fn civil_from_days_inverts_days_from_civil() {
+        for days in (-800_000..800_000).step_by(37) {
+            let (y, m, d) = civil_from_days(days);
+            assert!((1..=12).contains(&m) && (1..=31).contains(&d));
+            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
+        }
+        assert_eq!(civil_from_days(-719_468), (0, 3, 1));
+    }
+
+    #[test]
     fn formats_back() {
         assert_eq!(format_rfc3339(1_793_607_405_753), "2026-11-02T08:16:45.753Z");
         assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59.999Z");

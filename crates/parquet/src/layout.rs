@@ -4,28 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
+use omnimeter_engine::time::civil_from_days;
+
 const MS_PER_HOUR: i64 = 3_600_000;
 
 /// Hours since the Unix epoch; floors, so times before 1970 go to the hour that
 /// contains them rather than the one after.
 pub(crate) fn hour_of(ms: i64) -> i64 {
     ms.div_euclid(MS_PER_HOUR)
-}
-
-/// Proleptic Gregorian (year, month, day) of a day count since 1970-01-01.
-/// Howard Hinnant's `civil_from_days`: exact over the whole i64 hour range we
-/// produce, with no table and no chrono.
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468; // shift the epoch to 0000-03-01 so leap days end a year
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097; // [0, 146096]
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-    let mp = (5 * doy + 2) / 153; // [0, 11], March = 0
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// `root/<table>/date=YYYY-MM-DD/hour=HH` for an hour from [`hour_of`].
@@ -83,18 +69,6 @@ pub(crate) fn parse_name(name: &str) -> Option<Named> {
 mod tests {
     use super::*;
 
-    /// Hinnant's inverse, only to cross-check `civil_from_days`.
-    fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-        let y = if m <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let m = i64::from(m);
-        let mp = if m > 2 { m - 3 } else { m + 9 };
-        let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        era * 146_097 + doe - 719_468
-    }
-
     fn dir(ms: i64) -> String {
         hour_dir(Path::new("r"), "t", hour_of(ms)).to_string_lossy().into_owned()
     }
@@ -116,16 +90,6 @@ mod tests {
         assert_eq!(dir(-2_203_891_200_000), "r/t/date=1900-03-01/hour=00");
         // 2025-12-31T23:59:59.999Z
         assert_eq!(dir(1_767_225_599_999), "r/t/date=2025-12-31/hour=23");
-    }
-
-    #[test]
-    fn civil_from_days_inverts_days_from_civil() {
-        for days in (-800_000..800_000).step_by(37) {
-            let (y, m, d) = civil_from_days(days);
-            assert!((1..=12).contains(&m) && (1..=31).contains(&d));
-            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
-        }
-        assert_eq!(civil_from_days(-719_468), (0, 3, 1));
     }
 
     #[test]
