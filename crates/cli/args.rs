@@ -50,6 +50,10 @@ pub(crate) struct RunArgs {
     /// then close journeys, write everything, commit and exit 0.
     #[arg(long)]
     pub(crate) until_end: bool,
+    /// File mode with --metrics-addr: after the input ends, keep serving the final
+    /// metrics for D (so a scraper sees them) before exiting; /readyz answers 503 meanwhile.
+    #[arg(long, value_name = "D")]
+    pub(crate) linger: Option<DurationMs>,
     #[command(flatten)]
     pub(crate) engine: EngineArgs,
     /// Lines between two Parquet flushes in file mode (bounds memory on big inputs).

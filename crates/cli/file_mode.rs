@@ -4,11 +4,16 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
+use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use omnimeter_engine::{EngineConfig, PartitionEngine, RejectReason, Stats, TABLES};
+use omnimeter_http::{BackgroundServer, Probe};
+use omnimeter_metrics::{Metrics, MetricsSettings, PartitionHealth};
 use omnimeter_parquet::ParquetSink;
 
 use crate::args::RunArgs;
@@ -27,11 +32,50 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
     } else {
         Box::new(File::open(input).with_context(|| format!("cannot read input {}", input.display()))?)
     };
+    if args.linger.is_some() && args.metrics_addr.is_none() {
+        bail!("--linger only makes sense with --metrics-addr");
+    }
     let sink = ParquetSink::new(output).with_context(|| format!("cannot write output {}", output.display()))?;
-    let summary = process(BufReader::with_capacity(1 << 20, reader), sink, cfg, args.flush_lines)
-        .with_context(|| format!("processing {}", input.display()))?;
+    let served = match &args.metrics_addr {
+        Some(a) => {
+            let addr: SocketAddr = a.parse().map_err(|_| {
+                anyhow::anyhow!("--metrics-addr {a:?}: expected an IP address and port, like 127.0.0.1:9898")
+            })?;
+            let metrics = Arc::new(Metrics::new(MetricsSettings {
+                label_limit: omnimeter_config::MetricsConfig::default().label_limit,
+                window_ms: cfg.window.0,
+                gap_ms: cfg.gap.0,
+                thread_gap_ms: cfg.thread_gap.0,
+            }));
+            let probe = Arc::new(InputProbe { open: AtomicBool::new(true) });
+            let server = BackgroundServer::start(addr, Arc::clone(&metrics), probe.clone())?;
+            Some((metrics, probe, server))
+        }
+        None => None,
+    };
+    let summary =
+        process(BufReader::with_capacity(1 << 20, reader), sink, cfg, args.flush_lines, served.as_ref().map(|s| &*s.0))
+            .with_context(|| format!("processing {}", input.display()))?;
     println!("{}", summary.line());
+    if let Some((_, probe, server)) = served {
+        probe.open.store(false, Ordering::Relaxed);
+        if let Some(d) = args.linger {
+            eprintln!("omnimeter: input done; serving final metrics on http://{}/metrics for {d}", server.addr());
+            std::thread::sleep(Duration::from_millis(d.0.max(0) as u64));
+        }
+    }
     Ok(())
+}
+
+/// File mode is ready while its input is open.
+struct InputProbe {
+    open: AtomicBool,
+}
+
+impl Probe for InputProbe {
+    fn readiness(&self) -> Result<String, String> {
+        if self.open.load(Ordering::Relaxed) { Ok("reading input".into()) } else { Err("input finished".into()) }
+    }
 }
 
 /// What one file-mode run did.
@@ -86,6 +130,7 @@ pub(crate) fn process(
     mut sink: ParquetSink,
     cfg: EngineConfig,
     flush_lines: u64,
+    metrics: Option<&Metrics>,
 ) -> Result<Summary> {
     let started = Instant::now();
     let mut engine = PartitionEngine::new(cfg, 0);
@@ -94,6 +139,7 @@ pub(crate) fn process(
     let mut summary =
         Summary { lines: 0, blank: 0, stats: Stats::default(), rows: [0; 8], files: 0, elapsed: Duration::ZERO };
     let mut last_progress = Instant::now();
+    let mut last_metrics = Instant::now();
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line).context("reading input")? == 0 {
@@ -107,8 +153,16 @@ pub(crate) fn process(
             engine.push(text, offset);
         }
         offset += 1;
+        if let Some(m) = metrics
+            && offset % 4096 == 0
+            && last_metrics.elapsed() >= Duration::from_millis(500)
+        {
+            m.record_tally(&engine.take_tally());
+            observe(m, &engine);
+            last_metrics = Instant::now();
+        }
         if offset - batch_first >= flush_lines as i64 {
-            flush(&mut engine, &mut sink, batch_first, &mut summary)?;
+            flush(&mut engine, &mut sink, batch_first, &mut summary, metrics)?;
             batch_first = offset;
             if last_progress.elapsed() >= Duration::from_secs(5) {
                 last_progress = Instant::now();
@@ -122,7 +176,11 @@ pub(crate) fn process(
         }
     }
     engine.finish();
-    flush(&mut engine, &mut sink, batch_first, &mut summary)?;
+    flush(&mut engine, &mut sink, batch_first, &mut summary, metrics)?;
+    if let Some(m) = metrics {
+        observe(m, &engine);
+        m.finish_windows();
+    }
     summary.lines = offset as u64;
     summary.blank = blank;
     summary.stats = engine.stats().clone();
@@ -130,12 +188,39 @@ pub(crate) fn process(
     Ok(summary)
 }
 
-fn flush(engine: &mut PartitionEngine, sink: &mut ParquetSink, first_offset: i64, summary: &mut Summary) -> Result<()> {
+/// Gauges read off the engine: the input is partition 0, without a topic or commits.
+fn observe(m: &Metrics, engine: &PartitionEngine) {
+    let health = PartitionHealth {
+        partition: 0,
+        lag: None,
+        committed: None,
+        watermark_ms: engine.watermark(),
+        checkpoint_age_seconds: None,
+    };
+    m.set_partitions("", &[health]);
+    m.set_active_journeys(engine.open_journeys());
+    m.advance_windows(engine.watermark());
+}
+
+fn flush(
+    engine: &mut PartitionEngine,
+    sink: &mut ParquetSink,
+    first_offset: i64,
+    summary: &mut Summary,
+    metrics: Option<&Metrics>,
+) -> Result<()> {
     let rows = engine.take_rows();
+    if let Some(m) = metrics {
+        m.record_tally(&engine.take_tally());
+        m.record_journeys(&rows.journeys);
+    }
     if rows.is_empty() {
         return Ok(());
     }
     let report = sink.write_batch(&rows, engine.partition(), first_offset).context("writing Parquet")?;
+    if let Some(m) = metrics {
+        m.record_written(&report.files, &report.rows);
+    }
     for (total, n) in summary.rows.iter_mut().zip(rows.counts()) {
         *total += n as u64;
     }

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use omnimeter_config::Config;
+use omnimeter_http::Probe;
 use omnimeter_kafka::{WorkerOptions, WorkerStatus};
+use omnimeter_metrics::{Metrics, MetricsSettings, PartitionHealth};
 
 use crate::Failure;
 use crate::args::RunArgs;
@@ -42,6 +44,13 @@ pub(crate) fn options(args: &RunArgs) -> Result<(Config, WorkerOptions), Failure
             cfg.kafka.topics
         )));
     };
+    let engine = cfg.engine();
+    let metrics = Arc::new(Metrics::new(MetricsSettings {
+        label_limit: cfg.metrics.label_limit,
+        window_ms: engine.window.0,
+        gap_ms: engine.gap.0,
+        thread_gap_ms: engine.thread_gap.0,
+    }));
     let opts = WorkerOptions {
         brokers: cfg.kafka.brokers.clone(),
         topic: topic.clone(),
@@ -53,8 +62,9 @@ pub(crate) fn options(args: &RunArgs) -> Result<(Config, WorkerOptions), Failure
         fetch_max_wait: std_duration(cfg.kafka.fetch_max_wait),
         output: cfg.output.dir.clone(),
         flush_interval: std_duration(cfg.output.flush_interval),
-        engine: cfg.engine(),
+        engine,
         until_end: args.until_end,
+        metrics,
     };
     Ok((cfg, opts))
 }
@@ -72,8 +82,18 @@ pub(crate) fn init_logging() {
 }
 
 pub(crate) fn run(args: &RunArgs) -> Result<(), Failure> {
-    let (_cfg, opts) = options(args)?;
+    let (cfg, opts) = options(args)?;
+    if args.linger.is_some() {
+        return Err(Failure::Usage(anyhow!(
+            "--linger is for file mode (--input); a worker serves metrics while it runs"
+        )));
+    }
     init_logging();
+    // Bound before anything starts, so a taken port is a start-up error.
+    let listener = match cfg.metrics.socket_addr() {
+        Some(addr) => Some(omnimeter_http::bind(addr).map_err(|e| Failure::Usage(anyhow!(e)))?),
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -86,6 +106,23 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), Failure> {
         let stop = Arc::new(AtomicBool::new(false));
         tokio::spawn(stop_on_signal(Arc::clone(&stop)));
         tokio::spawn(report_progress(Arc::clone(&status)));
+        if let Some(listener) = listener {
+            let probe = Arc::new(WorkerProbe { status: Arc::clone(&status), stop: Arc::clone(&stop) });
+            let stopped = {
+                let stop = Arc::clone(&stop);
+                async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            };
+            let metrics = Arc::clone(&opts.metrics);
+            tokio::spawn(async move {
+                if let Err(e) = omnimeter_http::serve(listener, metrics, probe, stopped).await {
+                    tracing::error!(error = %e, "metrics endpoint stopped");
+                }
+            });
+        }
         let worker = {
             let (stop, status) = (Arc::clone(&stop), Arc::clone(&status));
             tokio::task::spawn_blocking(move || omnimeter_kafka::run(&opts, &stop, status))
@@ -109,6 +146,61 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), Failure> {
     // Background tasks (signal watcher, progress) end with the runtime.
     runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(())
+}
+
+/// Readiness and read-on-demand gauges of a consumer worker.
+struct WorkerProbe {
+    status: Arc<Mutex<WorkerStatus>>,
+    stop: Arc<AtomicBool>,
+}
+
+/// A poll loop that has not refreshed its status for this long is stuck.
+const STALL: Duration = Duration::from_secs(30);
+
+impl Probe for WorkerProbe {
+    fn refresh(&self, metrics: &Metrics) {
+        let st = self.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let parts: Vec<PartitionHealth> = st
+            .partitions
+            .iter()
+            .map(|(&partition, p)| PartitionHealth {
+                partition,
+                lag: (p.high_watermark >= 0).then(|| (p.high_watermark - p.position).max(0)),
+                committed: (p.committed >= 0).then_some(p.committed),
+                watermark_ms: p.watermark_ms,
+                checkpoint_age_seconds: p.checkpointed_at.map(|t| t.elapsed().as_secs_f64()),
+            })
+            .collect();
+        metrics.set_partitions(&st.topic, &parts);
+        metrics.set_active_journeys(st.partitions.values().map(|p| p.open_journeys).sum());
+    }
+
+    fn readiness(&self) -> Result<String, String> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err("stopping".into());
+        }
+        let st = self.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(e) = &st.sink_error {
+            return Err(format!("output failing, offsets not committed: {e}"));
+        }
+        if st.refreshed_at.is_some_and(|t| t.elapsed() > STALL) {
+            return Err(format!("poll loop stalled for {}s", st.refreshed_at.map_or(0, |t| t.elapsed().as_secs())));
+        }
+        if st.partitions.is_empty() {
+            return Err(if st.assigned {
+                "no partitions assigned".into()
+            } else {
+                "joining the consumer group".into()
+            });
+        }
+        let lag: i64 = st
+            .partitions
+            .values()
+            .filter(|p| p.high_watermark >= 0)
+            .map(|p| (p.high_watermark - p.position).max(0))
+            .sum();
+        Ok(format!("{} partitions of {}, lag {lag}", st.partitions.len(), st.topic))
+    }
 }
 
 async fn stop_on_signal(stop: Arc<AtomicBool>) {

@@ -22,6 +22,7 @@ use crate::names::{NO_NAME, NameId, Names};
 use crate::reorder::ReorderBuffer;
 use crate::rows::*;
 use crate::stats::Stats;
+use crate::tally::{Effects, LiveCounts, Tally};
 use crate::time::DurationMs;
 use crate::windows::WindowAggregates;
 
@@ -221,6 +222,7 @@ pub struct PartitionEngine {
     windows: WindowAggregates,
     ready: Rows,
     stats: Stats,
+    live: LiveCounts,
 }
 
 impl PartitionEngine {
@@ -238,6 +240,7 @@ impl PartitionEngine {
             windows: WindowAggregates::new(cfg.window.0.max(1)),
             ready: Rows::default(),
             stats: Stats::default(),
+            live: LiveCounts::default(),
         }
     }
 
@@ -274,6 +277,7 @@ impl PartitionEngine {
     /// adapters that forward rejects elsewhere; the `rejected` row is produced either way.
     pub fn push(&mut self, raw: &[u8], offset: i64) -> Option<RejectReason> {
         self.stats.inputs += 1;
+        self.live.inputs += 1;
         let event = match decode(raw) {
             Ok(e) => e,
             Err(reason) => {
@@ -290,6 +294,7 @@ impl PartitionEngine {
 
     fn reject(&mut self, raw: &[u8], offset: i64, reason: RejectReason, placed_ts: i64) -> RejectReason {
         self.stats.rejected[reason.index()] += 1;
+        self.live.rejected[reason.index()] += 1;
         self.ready.rejected.push(RejectedRow {
             partition: self.partition,
             offset,
@@ -376,10 +381,12 @@ impl PartitionEngine {
             self.stats.journeys_opened += 1;
         }
         let j = slot.journey.as_mut().expect("just opened");
-        if j.state.apply(&step, self.cfg.max_path, self.cfg.reply_sla.0, &mut self.windows) {
+        let mut fx = Effects { windows: &mut self.windows, live: &mut self.live };
+        if j.state.apply(&step, self.cfg.max_path, self.cfg.reply_sla.0, &mut fx) {
             self.stats.processed += 1;
         } else {
             self.stats.duplicates += 1;
+            self.live.duplicates += 1;
         }
     }
 
@@ -389,7 +396,7 @@ impl PartitionEngine {
         let Some(open) = slot.journey.take() else { return };
         let customer_id = slot.customer_id.to_string();
         let journey_id = slot.journey_id.as_deref().map(str::to_owned);
-        let j = open.state.close(self.cfg.max_path, &mut self.windows);
+        let j = open.state.close(self.cfg.max_path, &mut Effects { windows: &mut self.windows, live: &mut self.live });
         let mut path = String::new();
         for (i, &c) in j.path_prefix.iter().enumerate() {
             if i > 0 {
@@ -446,6 +453,11 @@ impl PartitionEngine {
     pub fn take_rows(&mut self) -> Rows {
         self.windows.drain_journey_tables(&self.names, self.partition, &mut self.ready);
         std::mem::take(&mut self.ready)
+    }
+
+    /// Live counts since the last call, for metrics (not part of checkpoints).
+    pub fn take_tally(&mut self) -> Tally {
+        self.live.take(&self.names)
     }
 
     /// Activity windows that are not yet complete.

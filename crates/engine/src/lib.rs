@@ -10,6 +10,7 @@ mod names;
 mod reorder;
 pub mod rows;
 mod stats;
+mod tally;
 pub mod time;
 mod windows;
 
@@ -18,4 +19,5 @@ pub use engine::{CheckpointError, ConfigError, EngineConfig, PartitionEngine};
 pub use event::{Event, EventType};
 pub use rows::*;
 pub use stats::Stats;
+pub use tally::Tally;
 pub use time::DurationMs;

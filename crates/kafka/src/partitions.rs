@@ -5,9 +5,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use omnimeter_engine::{EngineConfig, PartitionEngine, Rows, Stats};
+use omnimeter_metrics::Metrics;
 use omnimeter_parquet::ParquetSink;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
@@ -15,7 +16,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::checkpoint_store::{Checkpoint, CheckpointStore};
 use crate::dead_letter::DeadLetters;
 use crate::status::{PartitionStatus, WorkerStatus};
-use crate::worker::{Error, Result, one_line};
+use crate::worker::{Error, Result, WorkerOptions, one_line};
 
 /// One assigned partition.
 struct Held {
@@ -31,6 +32,7 @@ struct Held {
     resume_offset: Option<i64>,
     eof: bool,
     closed: bool,
+    checkpointed_at: Option<Instant>,
     /// No checkpoint existed: files of a crashed earlier attempt may exist from the first offset on.
     clean_from_first_message: bool,
 }
@@ -48,6 +50,7 @@ pub(crate) struct PartitionSet {
     /// An error raised inside a rebalance callback, for the poll loop to act on.
     pub(crate) fatal: Option<Error>,
     pub(crate) status: Arc<Mutex<WorkerStatus>>,
+    metrics: Arc<Metrics>,
     drain_timeout: Duration,
 }
 
@@ -58,18 +61,16 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl PartitionSet {
     pub(crate) fn new(
-        topic: String,
-        engine_cfg: EngineConfig,
+        opts: &WorkerOptions,
         sink: ParquetSink,
         store: CheckpointStore,
         dead_letters: Option<DeadLetters>,
         status: Arc<Mutex<WorkerStatus>>,
-        drain_timeout: Duration,
     ) -> Self {
-        lock(&status).topic = topic.clone();
+        lock(&status).topic = opts.topic.clone();
         PartitionSet {
-            topic,
-            engine_cfg,
+            topic: opts.topic.clone(),
+            engine_cfg: opts.engine,
             sink,
             store,
             dead_letters,
@@ -78,7 +79,8 @@ impl PartitionSet {
             assigned_once: false,
             fatal: None,
             status,
-            drain_timeout,
+            metrics: Arc::clone(&opts.metrics),
+            drain_timeout: opts.drain_timeout,
         }
     }
 
@@ -107,6 +109,7 @@ impl PartitionSet {
                     resume_offset: Some(cp.resume_offset),
                     eof: false,
                     closed: cp.closed,
+                    checkpointed_at: None,
                     clean_from_first_message: false,
                 };
                 (held, Offset::Offset(cp.resume_offset))
@@ -122,6 +125,7 @@ impl PartitionSet {
                     resume_offset: None,
                     eof: false,
                     closed: false,
+                    checkpointed_at: None,
                     clean_from_first_message: true,
                 };
                 (held, Offset::Beginning)
@@ -197,6 +201,7 @@ impl PartitionSet {
         for p in self.held_partitions() {
             if let Err(e) = self.flush(p, consumer, mode, close) {
                 tracing::error!(partition = p, error = %one_line(&e), "flush failed; offsets stay uncommitted and the batch is retried");
+                self.metrics.record_sink_error();
                 lock(&self.status).sink_error = Some(one_line(&e));
                 first_err.get_or_insert(e);
             }
@@ -224,6 +229,9 @@ impl PartitionSet {
             h.engine.finish();
         }
         let mut rows = h.engine.take_rows();
+        // Counted once, when the engine hands them out; a failed write retries the rows, not the counts.
+        self.metrics.record_tally(&h.engine.take_tally());
+        self.metrics.record_journeys(&rows.journeys);
         h.unwritten.append(&mut rows);
         if h.batch_first.is_none() && !closing {
             return Ok(());
@@ -233,6 +241,7 @@ impl PartitionSet {
                 Some(first) => self.sink.write_batch(&h.unwritten, partition, first)?,
                 None => self.sink.write_closing_batch(&h.unwritten, partition, next)?,
             };
+            self.metrics.record_written(&report.files, &report.rows);
             let mut st = lock(&self.status);
             for i in 0..8 {
                 st.parquet_files[i] += report.files[i] as u64;
@@ -251,6 +260,7 @@ impl PartitionSet {
             .map_err(Error::Checkpoint)?;
         h.batch_first = None;
         h.closed = close;
+        h.checkpointed_at = Some(Instant::now());
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&self.topic, partition, Offset::Offset(next)).map_err(Error::Kafka)?;
         // The checkpoint is the truth; the Kafka commit reports progress (lag, tooling).
@@ -279,10 +289,16 @@ impl PartitionSet {
                     watermark_ms: h.engine.watermark(),
                     open_journeys: h.engine.open_journeys(),
                     caught_up: h.eof,
+                    checkpointed_at: h.checkpointed_at,
                 },
             );
         }
         st.stats = stats;
+        st.refreshed_at = Some(Instant::now());
+        drop(st);
+        // Partitions without events yet have no watermark and hold nothing back.
+        let lowest = self.held.values().filter_map(|h| h.engine.watermark()).min();
+        self.metrics.advance_windows(lowest);
     }
 
     pub(crate) fn total_stats(&self) -> Stats {

@@ -1,6 +1,7 @@
 //! What the worker tells the outside (metrics, readiness, tests) about itself.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use omnimeter_engine::Stats;
 
@@ -17,6 +18,8 @@ pub struct PartitionStatus {
     pub watermark_ms: Option<i64>,
     pub open_journeys: usize,
     pub caught_up: bool,
+    /// When the partition's state was last made durable.
+    pub checkpointed_at: Option<Instant>,
 }
 
 /// A snapshot of the worker, refreshed at every flush.
@@ -31,4 +34,6 @@ pub struct WorkerStatus {
     pub parquet_rows: [u64; 8],
     /// Last flush failed (output unwritable): not committing until it recovers.
     pub sink_error: Option<String>,
+    /// Last time the poll loop refreshed this snapshot: a stale one means a stuck loop.
+    pub refreshed_at: Option<Instant>,
 }

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use omnimeter_engine::{CheckpointError, EngineConfig, Stats};
+use omnimeter_metrics::Metrics;
 use omnimeter_parquet::ParquetSink;
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
@@ -66,6 +67,8 @@ pub struct WorkerOptions {
     pub engine: EngineConfig,
     /// Stop once every held partition reached the high watermark; close journeys first.
     pub until_end: bool,
+    /// Where the partitions report what they fold and write.
+    pub metrics: Arc<Metrics>,
 }
 
 impl WorkerOptions {
@@ -191,15 +194,7 @@ pub fn run(opts: &WorkerOptions, stop: &AtomicBool, status: Arc<Mutex<WorkerStat
         Some(t) => Some(DeadLetters::new(&client, t, &opts.topic).map_err(Error::Kafka)?),
         None => None,
     };
-    let set = Arc::new(Mutex::new(PartitionSet::new(
-        opts.topic.clone(),
-        opts.engine,
-        sink,
-        store,
-        dead_letters,
-        Arc::clone(&status),
-        opts.drain_timeout,
-    )));
+    let set = Arc::new(Mutex::new(PartitionSet::new(opts, sink, store, dead_letters, Arc::clone(&status))));
     let consumer: BaseConsumer<RebalanceContext> = client
         .create_with_context(RebalanceContext { set: Arc::clone(&set), status, topic: opts.topic.clone() })
         .map_err(Error::Kafka)?;
@@ -258,6 +253,7 @@ fn poll_loop(
             tracing::info!(partitions = ?s.held_partitions(), "caught up: closing journeys and writing everything");
             s.flush_all(consumer, CommitMode::Sync, true)?;
             s.refresh_status();
+            opts.metrics.finish_windows();
             return Ok(true);
         }
     }

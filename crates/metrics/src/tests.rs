@@ -1,0 +1,114 @@
+#![allow(clippy::unwrap_used)]
+
+use omnimeter_engine::{EngineConfig, PartitionEngine};
+
+use super::*;
+
+fn settings(label_limit: usize) -> MetricsSettings {
+    let c = EngineConfig::default();
+    MetricsSettings { label_limit, window_ms: c.window.0, gap_ms: c.gap.0, thread_gap_ms: c.thread_gap.0 }
+}
+
+/// The value of one sample line `name{labels} value` of the text format.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+fn sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn feed(m: &Metrics, lines: &[String]) {
+    let mut e = PartitionEngine::new(EngineConfig::default(), 0);
+    for (i, l) in lines.iter().enumerate() {
+        e.push(l.as_bytes(), i as i64);
+    }
+    e.finish();
+    m.record_tally(&e.take_tally());
+    m.record_journeys(&e.take_rows().journeys);
+    m.finish_windows();
+}
+
+fn ev(id: u32, ts_s: i64, cust: &str, channel: &str, ty: &str) -> String {
+    let ts = 1_793_606_400_000i64 + ts_s * 1000;
+    format!(r#"{{"event_id":"e{id}","ts":{ts},"customer_id":"{cust}","channel":"{channel}","type":"{ty}"}}"#)
+}
+
+#[test]
+fn engine_output_becomes_the_spec_metrics() {
+    let m = Metrics::new(settings(64));
+    let lines = vec![
+        ev(1, 0, "a", "web", "request_opened"),
+        ev(4, 10, "b", "app", "touch"),
+        ev(5, 20, "b", "app", "error"),
+        ev(6, 30, "b", "store", "conversion"),
+        ev(6, 30, "b", "store", "conversion"),
+        ev(2, 60, "a", "phone", "contact"),
+        ev(3, 120, "a", "phone", "request_resolved"),
+        ev(7, 100, "z", "web", "touch"), // 20 s behind the watermark: late
+        "{broken".to_owned(),
+    ];
+    feed(&m, &lines);
+    let t = m.encode();
+    assert_eq!(sample(&t, "omnimeter_input_events_total"), Some(9.0));
+    assert_eq!(sample(&t, "omnimeter_late_events_total"), Some(1.0));
+    assert_eq!(sample(&t, r#"omnimeter_rejected_total{reason="invalid_json"}"#), Some(1.0));
+    assert_eq!(sample(&t, "omnimeter_duplicates_total"), Some(1.0));
+    assert_eq!(sample(&t, r#"omnimeter_events_total{channel="phone",type="contact"}"#), Some(1.0));
+    assert_eq!(sum(&t, "omnimeter_events_total"), 6.0);
+    assert_eq!(sample(&t, r#"omnimeter_channel_hops_total{from="web",to="phone"}"#), Some(1.0));
+    assert_eq!(sample(&t, r#"omnimeter_journeys_closed_total{outcome="converted"}"#), Some(1.0));
+    assert_eq!(sample(&t, r#"omnimeter_journeys_closed_total{outcome="resolved"}"#), Some(1.0));
+    assert_eq!(sample(&t, r#"omnimeter_journeys_closed_total{outcome="browsed"}"#), Some(0.0));
+    assert_eq!(sample(&t, r#"omnimeter_resolution_seconds_count{first_channel="web"}"#), Some(1.0));
+    assert_eq!(sample(&t, r#"omnimeter_resolution_seconds_sum{first_channel="web"}"#), Some(120.0));
+    assert_eq!(sample(&t, r#"omnimeter_resolution_seconds_bucket{first_channel="web",le="120"}"#), Some(1.0));
+    assert_eq!(sample(&t, r#"omnimeter_resolution_seconds_bucket{first_channel="web",le="60"}"#), Some(0.0));
+    assert_eq!(sample(&t, r#"omnimeter_friction_total{channel="app",kind="error"}"#), Some(1.0));
+    assert_eq!(sample(&t, r#"omnimeter_friction_steps_total{channel="app",kind="error",step="none"}"#), Some(1.0));
+    assert_eq!(sample(&t, r#"omnimeter_conversions_total{last_channel="store"}"#), Some(1.0));
+    // Journey a ends at +120s (window 2m), b at +30s (window 0m): the last final window holds a.
+    assert_eq!(sample(&t, "omnimeter_window_start_seconds"), Some(1_793_606_520.0));
+    assert_eq!(sample(&t, "omnimeter_window_conversion_rate"), Some(0.0));
+    assert_eq!(sample(&t, "omnimeter_window_mean_hops"), Some(1.0));
+    let p90 = sample(&t, "omnimeter_window_resolution_p90_seconds").unwrap();
+    assert!((p90 - 120.0).abs() < 1.2, "{p90}");
+    assert!(!t.contains("customer_id") && !t.contains("\"a\""), "ids never become labels");
+}
+
+#[test]
+fn channel_labels_beyond_the_limit_fold_into_other() {
+    let m = Metrics::new(settings(3));
+    let lines: Vec<String> =
+        (0..10).map(|i| ev(i, i64::from(i), &format!("c{i}"), &format!("ch{i}"), "touch")).collect();
+    feed(&m, &lines);
+    let t = m.encode();
+    let series = t.lines().filter(|l| l.starts_with("omnimeter_events_total{")).count();
+    assert_eq!(series, 4, "{t}");
+    assert_eq!(sample(&t, r#"omnimeter_events_total{channel="other",type="touch"}"#), Some(7.0));
+    assert_eq!(sum(&t, "omnimeter_events_total"), 10.0);
+    assert_eq!(sample(&t, "omnimeter_label_values_folded_total"), Some(7.0));
+}
+
+#[test]
+fn partition_gauges_follow_the_partitions_held() {
+    let m = Metrics::new(settings(8));
+    let p = |partition| PartitionHealth {
+        partition,
+        lag: Some(5),
+        committed: Some(100),
+        watermark_ms: Some(1_000_000),
+        checkpoint_age_seconds: Some(1.5),
+    };
+    m.set_partitions("events", &[p(0), p(3)]);
+    let t = m.encode();
+    assert_eq!(sample(&t, r#"omnimeter_consumer_lag{partition="3",topic="events"}"#), Some(5.0));
+    assert_eq!(sample(&t, r#"omnimeter_committed_offset{partition="0",topic="events"}"#), Some(100.0));
+    assert_eq!(sample(&t, r#"omnimeter_watermark_seconds{partition="0"}"#), Some(1000.0));
+    m.set_partitions("events", &[p(0)]);
+    let t = m.encode();
+    assert_eq!(sample(&t, r#"omnimeter_consumer_lag{partition="3",topic="events"}"#), None);
+}
