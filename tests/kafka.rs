@@ -274,3 +274,52 @@ fn malformed_and_oversize_messages_are_dead_lettered_while_the_partition_keeps_f
     assert!(dead.iter().any(|(reason, payload)| reason == "too_large" && payload.len() > 65_536));
     assert!(dead.iter().all(|(reason, _)| !reason.is_empty()), "every dead letter says why");
 }
+
+#[test]
+fn a_worker_serves_lag_offsets_and_readiness_while_it_consumes() {
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, 3);
+    let lines = generated(200, 11);
+    let placed = broker.produce(TOPIC, &lines);
+    let mut ends = std::collections::BTreeMap::new();
+    for (p, o) in &placed {
+        let e = ends.entry(*p).or_insert(0i64);
+        *e = (*e).max(o + 1);
+    }
+    assert_eq!(ends.len(), 3, "messages on every partition");
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", util::free_port());
+    let child = worker(&broker, &dir.path().join("out"), &["--metrics-addr", &addr]).spawn().unwrap();
+    let mut child = util::KillOnDrop(child);
+
+    // Caught up: no lag left, everything committed, every event counted.
+    let mut text = String::new();
+    wait_for("the worker to catch up and commit", Duration::from_secs(60), || {
+        let Some((200, t)) = util::http_get(&addr, "/metrics") else { return false };
+        let committed: Vec<(String, f64)> = util::metric_samples(&t, "omnimeter_committed_offset");
+        let lag = util::metric_samples(&t, "omnimeter_consumer_lag");
+        let done = committed.len() == 3
+            && committed.iter().all(|(labels, v)| {
+                let p: i32 = labels.split("partition=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+                *v == ends[&p] as f64 && labels.contains("topic=\"events\"")
+            })
+            && lag.len() == 3
+            && lag.iter().all(|(_, v)| *v == 0.0);
+        text = t;
+        done
+    });
+    assert_eq!(util::metric_sum(&text, "omnimeter_input_events_total"), lines.len() as f64);
+    assert_eq!(util::metric_samples(&text, "omnimeter_watermark_seconds").len(), 3);
+    assert_eq!(util::metric_samples(&text, "omnimeter_checkpoint_age_seconds").len(), 3);
+    assert!(util::metric_sum(&text, "omnimeter_journeys_closed_total") > 0.0, "days of traffic close journeys");
+    assert!(util::metric_sum(&text, "omnimeter_active_journeys") > 0.0, "the last ones stay open");
+    assert!(util::metric_sum(&text, "omnimeter_rejected_total") > 0.0, "1% bad lines");
+    assert!(util::metric_sum(&text, "omnimeter_parquet_rows_total") > 0.0);
+    let (code, body) = util::http_get(&addr, "/readyz").unwrap();
+    assert_eq!((code, body.as_str()), (200, "ready: 3 partitions of events, lag 0\n"));
+
+    sigterm(&child.0);
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "graceful stop exits 0: {status}");
+    assert!(util::http_get(&addr, "/healthz").is_none(), "the endpoint stops with the worker");
+}

@@ -3,7 +3,7 @@
 //! but still counted, so an offset always points at the line in the file.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -17,6 +17,10 @@ use omnimeter_metrics::{Metrics, MetricsSettings, PartitionHealth};
 use omnimeter_parquet::ParquetSink;
 
 use crate::args::RunArgs;
+use crate::line_blocks::{LineBlocks, Next, lines};
+
+/// How often live metrics are brought up to date while input flows (or waits).
+const METRICS_EVERY: Duration = Duration::from_millis(500);
 
 pub(crate) fn run(args: &RunArgs) -> Result<()> {
     let Some(input) = args.input.as_deref() else {
@@ -27,8 +31,8 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
     };
     let cfg = args.engine.apply(EngineConfig::default());
     cfg.validate().context("invalid engine setting")?;
-    let reader: Box<dyn Read> = if input == Path::new("-") {
-        Box::new(io::stdin().lock())
+    let reader: Box<dyn Read + Send> = if input == Path::new("-") {
+        Box::new(io::stdin())
     } else {
         Box::new(File::open(input).with_context(|| format!("cannot read input {}", input.display()))?)
     };
@@ -53,9 +57,14 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
         }
         None => None,
     };
-    let summary =
-        process(BufReader::with_capacity(1 << 20, reader), sink, cfg, args.flush_lines, served.as_ref().map(|s| &*s.0))
-            .with_context(|| format!("processing {}", input.display()))?;
+    let summary = process(
+        LineBlocks::spawn(reader).context("starting the input reader")?,
+        sink,
+        cfg,
+        args.flush_lines,
+        served.as_ref().map(|s| &*s.0),
+    )
+    .with_context(|| format!("processing {}", input.display()))?;
     println!("{}", summary.line());
     if let Some((_, probe, server)) = served {
         probe.open.store(false, Ordering::Relaxed);
@@ -126,7 +135,7 @@ fn peak_rss_bytes() -> Option<u64> {
 }
 
 pub(crate) fn process(
-    mut reader: impl BufRead,
+    input: LineBlocks,
     mut sink: ParquetSink,
     cfg: EngineConfig,
     flush_lines: u64,
@@ -134,45 +143,53 @@ pub(crate) fn process(
 ) -> Result<Summary> {
     let started = Instant::now();
     let mut engine = PartitionEngine::new(cfg, 0);
-    let mut line = Vec::with_capacity(4096);
     let (mut offset, mut blank, mut batch_first) = (0i64, 0u64, 0i64);
     let mut summary =
         Summary { lines: 0, blank: 0, stats: Stats::default(), rows: [0; 8], files: 0, elapsed: Duration::ZERO };
     let mut last_progress = Instant::now();
     let mut last_metrics = Instant::now();
     loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line).context("reading input")? == 0 {
-            break;
+        let block = match input.next(METRICS_EVERY).context("reading input")? {
+            Next::Block(b) => b,
+            Next::Idle => {
+                if let Some(m) = metrics {
+                    m.record_tally(&engine.take_tally());
+                    observe(m, &engine);
+                    last_metrics = Instant::now();
+                }
+                continue;
+            }
+            Next::End => break,
+        };
+        for line in lines(&block) {
+            let text = line.strip_suffix(b"\r").unwrap_or(line);
+            if text.iter().all(u8::is_ascii_whitespace) {
+                blank += 1;
+            } else {
+                engine.push(text, offset);
+            }
+            offset += 1;
+            if offset - batch_first >= flush_lines as i64 {
+                flush(&mut engine, &mut sink, batch_first, &mut summary, metrics)?;
+                batch_first = offset;
+                if last_progress.elapsed() >= Duration::from_secs(5) {
+                    last_progress = Instant::now();
+                    let rate = engine.stats().inputs as f64 / started.elapsed().as_secs_f64();
+                    eprintln!(
+                        "omnimeter: {offset} lines, {rate:.0} events/s, {} journeys closed, {} open",
+                        engine.stats().journeys_closed_total(),
+                        engine.open_journeys()
+                    );
+                }
+            }
         }
-        let text = line.strip_suffix(b"\n").unwrap_or(&line);
-        let text = text.strip_suffix(b"\r").unwrap_or(text);
-        if text.iter().all(u8::is_ascii_whitespace) {
-            blank += 1;
-        } else {
-            engine.push(text, offset);
-        }
-        offset += 1;
+        input.give_back(block);
         if let Some(m) = metrics
-            && offset % 4096 == 0
-            && last_metrics.elapsed() >= Duration::from_millis(500)
+            && last_metrics.elapsed() >= METRICS_EVERY
         {
             m.record_tally(&engine.take_tally());
             observe(m, &engine);
             last_metrics = Instant::now();
-        }
-        if offset - batch_first >= flush_lines as i64 {
-            flush(&mut engine, &mut sink, batch_first, &mut summary, metrics)?;
-            batch_first = offset;
-            if last_progress.elapsed() >= Duration::from_secs(5) {
-                last_progress = Instant::now();
-                let rate = engine.stats().inputs as f64 / started.elapsed().as_secs_f64();
-                eprintln!(
-                    "omnimeter: {offset} lines, {rate:.0} events/s, {} journeys closed, {} open",
-                    engine.stats().journeys_closed_total(),
-                    engine.open_journeys()
-                );
-            }
         }
     }
     engine.finish();

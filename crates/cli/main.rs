@@ -5,6 +5,7 @@
 mod args;
 mod file_mode;
 mod kafka_mode;
+mod line_blocks;
 
 use std::process::ExitCode;
 

@@ -31,6 +31,10 @@ if ! python3 -c 'import duckdb, pyarrow' 2>/dev/null; then
   echo "setup: pip install duckdb pyarrow" >&2
   python3 -m pip install -q duckdb pyarrow
 fi
+if $want_test && ! python3 -c 'import yaml' 2>/dev/null; then
+  echo "setup: pip install pyyaml (deploy manifest checks)" >&2
+  python3 -m pip install -q pyyaml
+fi
 
 if $want_test && ! command -v tansu >/dev/null; then
   # About 20 minutes on 2 cores, once per machine.

@@ -66,3 +66,66 @@ pub(crate) fn parquet_files(root: &Path) -> Vec<PathBuf> {
         })
         .collect()
 }
+
+/// A loopback port nobody listens on right now.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `GET path` over plain HTTP/1.0: status code and body; `None` when nothing listens.
+pub(crate) fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Some((code, body))
+}
+
+/// Sum of the samples of `name` (any labels) in a Prometheus text exposition.
+pub(crate) fn metric_sum(text: &str, name: &str) -> f64 {
+    metric_samples(text, name).iter().map(|(_, v)| v).sum()
+}
+
+/// `(labels, value)` of every sample of `name` in a Prometheus text exposition.
+pub(crate) fn metric_samples(text: &str, name: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let (labels, value) = match rest.strip_prefix('{') {
+                Some(r) => {
+                    let (labels, v) = r.split_once("} ")?;
+                    (labels.to_owned(), v)
+                }
+                None => (String::new(), rest.strip_prefix(' ')?),
+            };
+            Some((labels, value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Polls `probe` every 100 ms until it returns `Some`, or panics with `what` after `secs`.
+pub(crate) fn wait_for<T>(secs: u64, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out after {secs}s waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A child process killed when the test ends, however it ends.
+pub(crate) struct KillOnDrop(pub(crate) std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
