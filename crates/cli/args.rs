@@ -21,6 +21,14 @@ pub(crate) enum Command {
     /// Run the journey engine: a Kafka consumer worker (`--config`, flags), or over
     /// an NDJSON file or stdin (`--input`).
     Run(RunArgs),
+    /// Synthetic omnichannel events, seeded and reproducible: NDJSON to stdout, or to a
+    /// Kafka topic keyed by customer_id.
+    Generate(crate::generate::GenerateArgs),
+    /// The whole system on this machine: an in-process Kafka cluster, generated traffic,
+    /// two workers, /metrics, live progress, then report.html.
+    Demo(crate::demo::DemoArgs),
+    /// A self-contained HTML journey report from an output folder's Parquet tables.
+    Report(crate::report::ReportArgs),
 }
 
 #[derive(Debug, Args)]

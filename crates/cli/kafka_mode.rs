@@ -65,13 +65,15 @@ pub(crate) fn options(args: &RunArgs) -> Result<(Config, WorkerOptions), Failure
         engine,
         until_end: args.until_end,
         metrics,
+        finish: None,
     };
     Ok((cfg, opts))
 }
 
-pub(crate) fn init_logging() {
+/// Logs to stderr; `OMNIMETER_LOG` (an env-filter like `info` or `omnimeter_kafka=debug`) overrides `default`.
+pub(crate) fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OMNIMETER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -88,7 +90,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), Failure> {
             "--linger is for file mode (--input); a worker serves metrics while it runs"
         )));
     }
-    init_logging();
+    init_logging("info");
     // Bound before anything starts, so a taken port is a start-up error.
     let listener = match cfg.metrics.socket_addr() {
         Some(addr) => Some(omnimeter_http::bind(addr).map_err(|e| Failure::Usage(anyhow!(e)))?),

@@ -3,9 +3,12 @@
 //! and an exit code (2 for bad usage, input or output).
 
 mod args;
+mod demo;
 mod file_mode;
+mod generate;
 mod kafka_mode;
 mod line_blocks;
+mod report;
 
 use std::process::ExitCode;
 
@@ -37,6 +40,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(run) if run.input.is_some() => file_mode::run(&run).map_err(Failure::Usage),
         Command::Run(run) => kafka_mode::run(&run),
+        Command::Generate(g) => generate::run(&g).map_err(Failure::Usage),
+        Command::Demo(d) => demo::run(&d).map_err(Failure::Runtime),
+        Command::Report(r) => report::run(&r).map_err(Failure::Usage),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,6 +20,7 @@ for pkg in libssl-dev libcurl4-openssl-dev pkg-config; do
 done
 if $want_test; then
   command -v promtool >/dev/null || apt_pkgs+=(prometheus)  # real Prometheus server + promtool for the metrics tests
+  command -v chromium >/dev/null || apt_pkgs+=(chromium)    # headless browser for the report test
 fi
 if ((${#apt_pkgs[@]})); then
   echo "setup: apt-get install ${apt_pkgs[*]}" >&2

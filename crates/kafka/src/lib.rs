@@ -6,9 +6,11 @@
 mod checkpoint_store;
 mod dead_letter;
 mod partitions;
+mod producer;
 mod status;
 mod worker;
 
 pub use checkpoint_store::{Checkpoint, CheckpointStore};
+pub use producer::{EventProducer, ensure_topic};
 pub use status::{PartitionStatus, WorkerStatus};
 pub use worker::{Error, Result, WorkerOptions, WorkerReport, run};

@@ -266,6 +266,10 @@ impl PartitionSet {
         // The checkpoint is the truth; the Kafka commit reports progress (lag, tooling).
         match consumer.commit(&tpl, mode) {
             Ok(()) => h.committed = next,
+            // A group mid-rebalance refuses commits; the next owner resumes from the checkpoint anyway.
+            Err(e) if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::RebalanceInProgress) => {
+                tracing::info!(partition, "offset commit skipped during a rebalance; the checkpoint holds the position")
+            }
             Err(e) => tracing::warn!(partition, error = %e, "offset commit failed; the checkpoint holds the position"),
         }
         Ok(())

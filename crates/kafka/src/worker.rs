@@ -69,6 +69,9 @@ pub struct WorkerOptions {
     pub until_end: bool,
     /// Where the partitions report what they fold and write.
     pub metrics: Arc<Metrics>,
+    /// Once its owner sets it, the worker behaves as with `until_end` (the demo's
+    /// wind-down: the producer stopped, so catch up, close journeys and exit).
+    pub finish: Option<Arc<AtomicBool>>,
 }
 
 impl WorkerOptions {
@@ -249,7 +252,8 @@ fn poll_loop(
             s.refresh_status();
             last_status = Instant::now();
         }
-        if opts.until_end && s.all_caught_up() {
+        let until_end = opts.until_end || opts.finish.as_ref().is_some_and(|f| f.load(Ordering::Relaxed));
+        if until_end && s.all_caught_up() {
             tracing::info!(partitions = ?s.held_partitions(), "caught up: closing journeys and writing everything");
             s.flush_all(consumer, CommitMode::Sync, true)?;
             s.refresh_status();

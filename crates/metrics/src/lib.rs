@@ -382,6 +382,21 @@ impl Metrics {
         prometheus::TEXT_FORMAT
     }
 
+    /// The most frequent friction point so far as `(kind, channel, count)`, for progress lines.
+    pub fn top_friction(&self) -> Option<(String, String, u64)> {
+        use prometheus::core::Collector;
+        let label = |m: &prometheus::proto::Metric, name: &str| {
+            m.get_label().iter().find(|l| l.name() == name).map(|l| l.value().to_owned()).unwrap_or_default()
+        };
+        self.friction
+            .collect()
+            .iter()
+            .flat_map(|f| f.get_metric().iter())
+            .map(|m| (label(m, "kind"), label(m, "channel"), m.get_counter().get_value() as u64))
+            .filter(|t| t.2 > 0)
+            .max_by_key(|t| t.2)
+    }
+
     /// Windows waiting to become final (bounded; for tests and diagnostics).
     pub fn pending_windows(&self) -> usize {
         lock(&self.windows).pending()

@@ -76,6 +76,7 @@ fn engine_output_becomes_the_spec_metrics() {
     assert_eq!(sample(&t, "omnimeter_window_mean_hops"), Some(1.0));
     let p90 = sample(&t, "omnimeter_window_resolution_p90_seconds").unwrap();
     assert!((p90 - 120.0).abs() < 1.2, "{p90}");
+    assert_eq!(m.top_friction(), Some(("error".to_owned(), "app".to_owned(), 1)));
     assert!(!t.contains("customer_id") && !t.contains("\"a\""), "ids never become labels");
 }
 
