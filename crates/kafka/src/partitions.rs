@@ -33,6 +33,9 @@ struct Held {
     eof: bool,
     closed: bool,
     checkpointed_at: Option<Instant>,
+    /// The engine's counters as restored: they include earlier owners' work, which
+    /// this worker's reports leave out.
+    baseline: Stats,
     /// No checkpoint existed: files of a crashed earlier attempt may exist from the first offset on.
     clean_from_first_message: bool,
 }
@@ -100,6 +103,7 @@ impl PartitionSet {
                     removed_uncommitted_files = removed,
                     "resuming partition from checkpoint"
                 );
+                let baseline = engine.stats().clone();
                 let held = Held {
                     engine,
                     next_offset: Some(cp.next_offset),
@@ -110,6 +114,7 @@ impl PartitionSet {
                     eof: false,
                     closed: cp.closed,
                     checkpointed_at: None,
+                    baseline,
                     clean_from_first_message: false,
                 };
                 (held, Offset::Offset(cp.resume_offset))
@@ -126,6 +131,7 @@ impl PartitionSet {
                     eof: false,
                     closed: false,
                     checkpointed_at: None,
+                    baseline: Stats::default(),
                     clean_from_first_message: true,
                 };
                 (held, Offset::Beginning)
@@ -142,7 +148,7 @@ impl PartitionSet {
             tracing::error!(partition, error = %one_line(&e), "could not make the partition durable before releasing it");
         }
         if let Some(h) = self.held.remove(&partition) {
-            self.released.add(h.engine.stats());
+            self.released.add(&h.engine.stats().since(&h.baseline));
         }
         lock(&self.status).partitions.remove(&partition);
     }
@@ -281,7 +287,7 @@ impl PartitionSet {
         st.assigned = self.assigned_once;
         let mut stats = self.released.clone();
         for (&p, h) in &self.held {
-            stats.add(h.engine.stats());
+            stats.add(&h.engine.stats().since(&h.baseline));
             // Filled in from librdkafka's statistics (fetch responses' high watermark).
             let high_watermark = st.partitions.get(&p).map_or(-1, |s| s.high_watermark);
             st.partitions.insert(
@@ -308,7 +314,7 @@ impl PartitionSet {
     pub(crate) fn total_stats(&self) -> Stats {
         let mut s = self.released.clone();
         for h in self.held.values() {
-            s.add(h.engine.stats());
+            s.add(&h.engine.stats().since(&h.baseline));
         }
         s
     }
