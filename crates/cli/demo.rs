@@ -243,8 +243,22 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     while started.elapsed() < streaming {
         std::thread::sleep(Duration::from_secs(2).min(streaming.saturating_sub(started.elapsed())));
         last = progress(started, last, &produced, &statuses, &metrics);
+        if workers.iter().any(|w| w.is_finished()) {
+            break; // a worker stopped early: its error is reported below
+        }
     }
     stop_producing.store(true, Ordering::Relaxed);
+    if let Some(i) = workers.iter().position(|w| w.is_finished()) {
+        stop.store(true, Ordering::Relaxed);
+        let failed = workers.swap_remove(i);
+        for w in workers {
+            let _ = w.join();
+        }
+        return match failed.join() {
+            Ok(Err(e)) => Err(anyhow!(e)).context("a worker stopped"),
+            _ => Err(anyhow!("a worker stopped early")),
+        };
+    }
     let sent = producer_thread.join().map_err(|_| anyhow!("producer thread panicked"))??;
     eprintln!("omnimeter demo: {} events sent; workers catch up, close journeys and write everything", thousands(sent));
     finish.store(true, Ordering::Relaxed);

@@ -64,8 +64,10 @@ impl ParquetSink {
     pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
         fs::create_dir_all(&root).map_err(|source| Error::Io { path: root.clone(), source })?;
-        // Unique per process: several workers may share one output root.
-        let probe = root.join(format!(".omnimeter-write-probe-{}", std::process::id()));
+        // Unique per sink: several workers (processes, or threads of one demo) may share one root.
+        static SINKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SINKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let probe = root.join(format!(".omnimeter-write-probe-{}-{n}", std::process::id()));
         fs::File::create(&probe)
             .and_then(|_| fs::remove_file(&probe))
             .map_err(|source| Error::Io { path: probe, source })?;

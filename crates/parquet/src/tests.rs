@@ -344,3 +344,19 @@ fn negative_positions_are_rejected() -> TestResult {
     assert!(files(tmp.path()).is_empty());
     Ok(())
 }
+
+#[test]
+fn sinks_opened_at_once_in_one_process_do_not_trip_over_each_others_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let root = dir.path().to_path_buf();
+            std::thread::spawn(move || (0..50).map(|_| ParquetSink::new(&root).map(|_| ())).collect::<Vec<_>>())
+        })
+        .collect();
+    for t in threads {
+        for r in t.join().unwrap() {
+            r.unwrap();
+        }
+    }
+}
