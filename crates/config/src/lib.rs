@@ -153,7 +153,17 @@ impl MetricsConfig {
     /// The address to serve on, or `None` when metrics are off (or `addr` is invalid,
     /// which [`Config::validate`] refuses).
     pub fn socket_addr(&self) -> Option<SocketAddr> {
-        self.addr.parse().ok()
+        listen_addr(&self.addr)
+    }
+}
+
+/// A listen address: `HOST:PORT`, or just `PORT` / `:PORT` for loopback (`127.0.0.1`),
+/// so metrics are never exposed beyond the host unless an address says so.
+pub fn listen_addr(s: &str) -> Option<SocketAddr> {
+    let port = s.strip_prefix(':').unwrap_or(s);
+    match port.parse::<u16>() {
+        Ok(p) => Some(SocketAddr::from(([127, 0, 0, 1], p))),
+        Err(_) => s.parse().ok(),
     }
 }
 
@@ -254,11 +264,11 @@ impl Config {
         }
         self.engine().validate()?;
         let m = &self.metrics;
-        if !m.addr.is_empty() && m.addr.parse::<SocketAddr>().is_err() {
+        if !m.addr.is_empty() && listen_addr(&m.addr).is_none() {
             return Err(value(
                 "metrics.addr",
                 &format!("{:?}", m.addr),
-                "an IP address and port, like \"127.0.0.1:9898\" or \"0.0.0.0:9898\", or \"\" for no metrics endpoint",
+                "an IP address and port, like \"127.0.0.1:9898\" or \"0.0.0.0:9898\", a port alone for loopback (\"9898\"), or \"\" for no metrics endpoint",
             ));
         }
         if !(1..=10_000).contains(&m.label_limit) {

@@ -240,7 +240,7 @@ fn drain_timeout_must_fit_in_the_session_timeout() {
 
 #[test]
 fn bad_metrics_addr_is_refused() {
-    for bad in ["9898", "localhost:9898", "0.0.0.0", "1.2.3.4:99999"] {
+    for bad in ["localhost:9898", "9898x", "0.0.0.0", "1.2.3.4:99999"] {
         let e = file_err(&format!("[metrics]\naddr = {bad:?}\n"));
         assert!(e.starts_with(&format!("metrics.addr = {bad:?}: expected an IP address and port")), "{e}");
     }
@@ -374,4 +374,14 @@ fn every_error_message_is_one_line() {
         let e = env_err(pairs);
         assert!(!e.contains('\n') && !e.is_empty(), "{pairs:?} gave {e:?}");
     }
+}
+
+#[test]
+fn a_metrics_port_alone_binds_loopback() {
+    use std::net::SocketAddr;
+    let at = |s: &str| crate::listen_addr(s);
+    assert_eq!(at("9898"), Some(SocketAddr::from(([127, 0, 0, 1], 9898))));
+    assert_eq!(at(":9898"), Some(SocketAddr::from(([127, 0, 0, 1], 9898))));
+    assert_eq!(at("0.0.0.0:9898"), Some(SocketAddr::from(([0, 0, 0, 0], 9898))));
+    assert_eq!(at("nowhere"), None);
 }
