@@ -122,14 +122,6 @@ fn checkpoints(out: &Path) -> usize {
     })
 }
 
-fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn sigterm(child: &Child) {
     let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success();
     assert!(ok, "kill -TERM failed");
@@ -168,7 +160,7 @@ fn a_worker_killed_with_sigkill_mid_stream_loses_and_doubles_nothing() {
     let mut placed = broker.produce(TOPIC, &lines[..third]);
 
     let mut w = spawn_logged(&broker, &out, &dir.path().join("w1.log"), &[]);
-    wait_for("a first checkpoint", Duration::from_secs(60), || checkpoints(&out) > 0);
+    util::wait_until("a first checkpoint", Duration::from_secs(60), || checkpoints(&out) > 0);
     placed.extend(broker.produce(TOPIC, &lines[third..2 * third]));
     std::thread::sleep(Duration::from_millis(400));
     w.kill().unwrap(); // SIGKILL: no flush, no commit, possibly mid-write
@@ -176,7 +168,7 @@ fn a_worker_killed_with_sigkill_mid_stream_loses_and_doubles_nothing() {
 
     // The killed member keeps its partitions until its session times out; then the restart resumes them.
     let mut w = spawn_logged(&broker, &out, &dir.path().join("w2.log"), &[]);
-    wait_for("the restart to resume from checkpoints", Duration::from_secs(60), || {
+    util::wait_until("the restart to resume from checkpoints", Duration::from_secs(60), || {
         log_of(&dir.path().join("w2.log")).contains("resuming partition from checkpoint")
     });
     placed.extend(broker.produce(TOPIC, &lines[2 * third..]));
@@ -200,12 +192,12 @@ fn workers_joining_and_leaving_one_three_one_keep_every_row_once() {
 
     let w1 = spawn_logged(&broker, &out, &log("w1"), &[]);
     let mut placed = broker.produce(TOPIC, &lines[..third]);
-    wait_for("w1 to checkpoint", Duration::from_secs(60), || checkpoints(&out) > 0);
+    util::wait_until("w1 to checkpoint", Duration::from_secs(60), || checkpoints(&out) > 0);
 
     let w2 = spawn_logged(&broker, &out, &log("w2"), &[]);
     let w3 = spawn_logged(&broker, &out, &log("w3"), &[]);
     placed.extend(broker.produce(TOPIC, &lines[third..2 * third]));
-    wait_for("the group to spread over three workers", Duration::from_secs(60), || {
+    util::wait_until("the group to spread over three workers", Duration::from_secs(60), || {
         ["w2", "w3"].iter().all(|w| log_of(&log(w)).contains("resuming partition from checkpoint"))
     });
     std::thread::sleep(Duration::from_millis(500));
@@ -221,7 +213,7 @@ fn workers_joining_and_leaving_one_three_one_keep_every_row_once() {
     assert!(log_of(&log("w2")).contains("stopping: flushing, checkpointing and committing"));
 
     placed.extend(broker.produce(TOPIC, &lines[2 * third..]));
-    wait_for("w1 to hold all six partitions again", Duration::from_secs(90), || {
+    util::wait_until("w1 to hold all six partitions again", Duration::from_secs(90), || {
         log_of(&log("w1")).matches("partitions assigned partitions=[0, 1, 2, 3, 4, 5]").count() >= 2
     });
     std::thread::sleep(Duration::from_millis(500));
@@ -294,7 +286,7 @@ fn a_worker_serves_lag_offsets_and_readiness_while_it_consumes() {
 
     // Caught up: no lag left, everything committed, every event counted.
     let mut text = String::new();
-    wait_for("the worker to catch up and commit", Duration::from_secs(60), || {
+    util::wait_until("the worker to catch up and commit", Duration::from_secs(60), || {
         let Some((200, t)) = util::http_get(&addr, "/metrics") else { return false };
         let committed: Vec<(String, f64)> = util::metric_samples(&t, "omnimeter_committed_offset");
         let lag = util::metric_samples(&t, "omnimeter_consumer_lag");

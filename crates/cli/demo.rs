@@ -14,7 +14,7 @@ use omnimeter_engine::{DurationMs, EngineConfig};
 use omnimeter_generate::{GenConfig, Generator, customer_id};
 use omnimeter_http::Probe;
 use omnimeter_kafka::{EventProducer, WorkerOptions, WorkerStatus};
-use omnimeter_metrics::{Metrics, MetricsSettings, PartitionHealth};
+use omnimeter_metrics::{Metrics, MetricsSettings};
 
 use crate::generate::Pacer;
 
@@ -58,18 +58,11 @@ fn snapshot(s: &Arc<Mutex<WorkerStatus>>) -> WorkerStatus {
 
 impl Probe for DemoProbe {
     fn refresh(&self, metrics: &Metrics) {
-        let mut parts = Vec::new();
-        let mut open = 0;
+        let (mut parts, mut open) = (Vec::new(), 0);
         for s in &self.statuses {
             let st = snapshot(s);
-            open += st.partitions.values().map(|p| p.open_journeys).sum::<usize>();
-            parts.extend(st.partitions.iter().map(|(&partition, p)| PartitionHealth {
-                partition,
-                lag: (p.high_watermark >= 0).then(|| (p.high_watermark - p.position).max(0)),
-                committed: (p.committed >= 0).then_some(p.committed),
-                watermark_ms: p.watermark_ms,
-                checkpoint_age_seconds: p.checkpointed_at.map(|t| t.elapsed().as_secs_f64()),
-            }));
+            open += st.open_journeys();
+            parts.extend(st.partition_health());
         }
         metrics.set_partitions(TOPIC, &parts);
         metrics.set_active_journeys(open);
@@ -152,10 +145,8 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     let statuses: Vec<_> = (0..WORKERS).map(|_| Arc::new(Mutex::new(WorkerStatus::default()))).collect();
 
     // /metrics: the configured port, or any free one when it is taken (a second demo).
-    let wanted: std::net::SocketAddr = args
-        .metrics_addr
-        .parse()
-        .map_err(|_| anyhow!("--metrics-addr {:?}: expected an IP address and port", args.metrics_addr))?;
+    let wanted = omnimeter_config::listen_addr(&args.metrics_addr)
+        .ok_or_else(|| anyhow!("--metrics-addr {:?}: expected an IP address and port", args.metrics_addr))?;
     let listener = omnimeter_http::bind(wanted)
         .or_else(|_| omnimeter_http::bind(std::net::SocketAddr::new(wanted.ip(), 0)))
         .context("serving metrics")?;
@@ -164,11 +155,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     {
         let probe = Arc::new(DemoProbe { statuses: statuses.clone() });
         let (metrics, stop) = (Arc::clone(&metrics), Arc::clone(&stop));
-        let stopped = async move {
-            while !stop.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        };
+        let stopped = crate::kafka_mode::until_set(stop);
         runtime.spawn(async move {
             let _ = omnimeter_http::serve(listener, metrics, probe, stopped).await;
         });
@@ -318,12 +305,7 @@ fn progress(
         let st = snapshot(s);
         consumed += st.stats.inputs;
         closed += st.stats.journeys_closed_total();
-        lag += st
-            .partitions
-            .values()
-            .filter(|p| p.high_watermark >= 0)
-            .map(|p| (p.high_watermark - p.position).max(0))
-            .sum::<i64>();
+        lag += st.lag();
     }
     let rate = consumed.saturating_sub(consumed_before) as f64 / since.elapsed().as_secs_f64().max(1e-3);
     let friction = metrics

@@ -42,7 +42,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
     let sink = ParquetSink::new(output).with_context(|| format!("cannot write output {}", output.display()))?;
     let served = match &args.metrics_addr {
         Some(a) => {
-            let addr: SocketAddr = a.parse().map_err(|_| {
+            let addr: SocketAddr = omnimeter_config::listen_addr(a).ok_or_else(|| {
                 anyhow::anyhow!("--metrics-addr {a:?}: expected an IP address and port, like 127.0.0.1:9898")
             })?;
             let metrics = Arc::new(Metrics::new(MetricsSettings {
@@ -153,8 +153,7 @@ pub(crate) fn process(
             Next::Block(b) => b,
             Next::Idle => {
                 if let Some(m) = metrics {
-                    m.record_tally(&engine.take_tally());
-                    observe(m, &engine);
+                    observe(m, &mut engine);
                     last_metrics = Instant::now();
                 }
                 continue;
@@ -187,15 +186,14 @@ pub(crate) fn process(
         if let Some(m) = metrics
             && last_metrics.elapsed() >= METRICS_EVERY
         {
-            m.record_tally(&engine.take_tally());
-            observe(m, &engine);
+            observe(m, &mut engine);
             last_metrics = Instant::now();
         }
     }
     engine.finish();
     flush(&mut engine, &mut sink, batch_first, &mut summary, metrics)?;
     if let Some(m) = metrics {
-        observe(m, &engine);
+        observe(m, &mut engine);
         m.finish_windows();
     }
     summary.lines = offset as u64;
@@ -205,8 +203,9 @@ pub(crate) fn process(
     Ok(summary)
 }
 
-/// Gauges read off the engine: the input is partition 0, without a topic or commits.
-fn observe(m: &Metrics, engine: &PartitionEngine) {
+/// Live counts and gauges read off the engine: the input is partition 0, without a topic or commits.
+fn observe(m: &Metrics, engine: &mut PartitionEngine) {
+    m.record_tally(&engine.take_tally());
     let health = PartitionHealth {
         partition: 0,
         lag: None,

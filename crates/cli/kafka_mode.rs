@@ -9,7 +9,7 @@ use anyhow::{Context, anyhow};
 use omnimeter_config::Config;
 use omnimeter_http::Probe;
 use omnimeter_kafka::{WorkerOptions, WorkerStatus};
-use omnimeter_metrics::{Metrics, MetricsSettings, PartitionHealth};
+use omnimeter_metrics::{Metrics, MetricsSettings};
 
 use crate::Failure;
 use crate::args::RunArgs;
@@ -110,14 +110,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), Failure> {
         tokio::spawn(report_progress(Arc::clone(&status)));
         if let Some(listener) = listener {
             let probe = Arc::new(WorkerProbe { status: Arc::clone(&status), stop: Arc::clone(&stop) });
-            let stopped = {
-                let stop = Arc::clone(&stop);
-                async move {
-                    while !stop.load(Ordering::Relaxed) {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                }
-            };
+            let stopped = until_set(Arc::clone(&stop));
             let metrics = Arc::clone(&opts.metrics);
             tokio::spawn(async move {
                 if let Err(e) = omnimeter_http::serve(listener, metrics, probe, stopped).await {
@@ -162,19 +155,8 @@ const STALL: Duration = Duration::from_secs(30);
 impl Probe for WorkerProbe {
     fn refresh(&self, metrics: &Metrics) {
         let st = self.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let parts: Vec<PartitionHealth> = st
-            .partitions
-            .iter()
-            .map(|(&partition, p)| PartitionHealth {
-                partition,
-                lag: (p.high_watermark >= 0).then(|| (p.high_watermark - p.position).max(0)),
-                committed: (p.committed >= 0).then_some(p.committed),
-                watermark_ms: p.watermark_ms,
-                checkpoint_age_seconds: p.checkpointed_at.map(|t| t.elapsed().as_secs_f64()),
-            })
-            .collect();
-        metrics.set_partitions(&st.topic, &parts);
-        metrics.set_active_journeys(st.partitions.values().map(|p| p.open_journeys).sum());
+        metrics.set_partitions(&st.topic, &st.partition_health());
+        metrics.set_active_journeys(st.open_journeys());
     }
 
     fn readiness(&self) -> Result<String, String> {
@@ -195,13 +177,15 @@ impl Probe for WorkerProbe {
                 "joining the consumer group".into()
             });
         }
-        let lag: i64 = st
-            .partitions
-            .values()
-            .filter(|p| p.high_watermark >= 0)
-            .map(|p| (p.high_watermark - p.position).max(0))
-            .sum();
+        let lag = st.lag();
         Ok(format!("{} partitions of {}, lag {lag}", st.partitions.len(), st.topic))
+    }
+}
+
+/// Resolves once `flag` is set: the HTTP endpoint's shutdown, tied to the worker's stop flag.
+pub(crate) async fn until_set(flag: Arc<AtomicBool>) {
+    while !flag.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -228,12 +212,7 @@ async fn report_progress(status: Arc<Mutex<WorkerStatus>>) {
     loop {
         tokio::time::sleep(Duration::from_secs(10)).await;
         let st = status.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let lag: i64 = st
-            .partitions
-            .values()
-            .filter(|p| p.high_watermark >= 0)
-            .map(|p| (p.high_watermark - p.position).max(0))
-            .sum();
+        let lag = st.lag();
         let rate = (st.stats.inputs.saturating_sub(last.1)) as f64 / last.0.elapsed().as_secs_f64();
         last = (Instant::now(), st.stats.inputs);
         tracing::info!(

@@ -120,6 +120,11 @@ pub(crate) fn wait_for<T>(secs: u64, what: &str, mut probe: impl FnMut() -> Opti
     }
 }
 
+/// Polls `cond` every 100 ms until it holds, or panics with `what` after `timeout`.
+pub(crate) fn wait_until(what: &str, timeout: std::time::Duration, mut cond: impl FnMut() -> bool) {
+    wait_for(timeout.as_secs().max(1), what, || cond().then_some(()));
+}
+
 /// A child process killed when the test ends, however it ends.
 pub(crate) struct KillOnDrop(pub(crate) std::process::Child);
 

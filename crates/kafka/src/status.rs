@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use omnimeter_engine::Stats;
+use omnimeter_metrics::PartitionHealth;
 
 /// One assigned partition as last seen by the worker.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -36,4 +37,36 @@ pub struct WorkerStatus {
     pub sink_error: Option<String>,
     /// Last time the poll loop refreshed this snapshot: a stale one means a stuck loop.
     pub refreshed_at: Option<Instant>,
+}
+
+impl PartitionStatus {
+    /// High watermark minus position; `None` before the first fetch response.
+    pub fn lag(&self) -> Option<i64> {
+        (self.high_watermark >= 0).then(|| (self.high_watermark - self.position).max(0))
+    }
+}
+
+impl WorkerStatus {
+    /// Total lag over the held partitions that have a known high watermark.
+    pub fn lag(&self) -> i64 {
+        self.partitions.values().filter_map(PartitionStatus::lag).sum()
+    }
+
+    pub fn open_journeys(&self) -> usize {
+        self.partitions.values().map(|p| p.open_journeys).sum()
+    }
+
+    /// The held partitions as the metrics' pipeline-health gauges see them.
+    pub fn partition_health(&self) -> Vec<PartitionHealth> {
+        self.partitions
+            .iter()
+            .map(|(&partition, p)| PartitionHealth {
+                partition,
+                lag: p.lag(),
+                committed: (p.committed >= 0).then_some(p.committed),
+                watermark_ms: p.watermark_ms,
+                checkpoint_age_seconds: p.checkpointed_at.map(|t| t.elapsed().as_secs_f64()),
+            })
+            .collect()
+    }
 }
