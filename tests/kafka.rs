@@ -6,69 +6,13 @@
 
 mod util;
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use omnimeter_generate::{GenConfig, Generator};
-
-use util::kafka::{Broker, partition_slices};
+use util::kafka::{
+    Broker, TOPIC, checkpoints, compare, file_mode_per_partition, generated, log_of, read_lines, sigterm, spawn_logged,
+    until_end, wait_ok, worker,
+};
 use util::{python_check, repo};
-
-const TOPIC: &str = "events";
-
-/// A worker process; `extra` adds flags such as `--until-end`.
-fn worker(broker: &Broker, out: &Path, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_omnimeter"));
-    cmd.args(["run", "--brokers", &broker.addr(), "--topic", TOPIC, "--group", "omnimeter-test", "--output"])
-        .arg(out)
-        .args(extra)
-        .env("OMNIMETER_OUTPUT_FLUSH_INTERVAL", "300ms")
-        .env("OMNIMETER_KAFKA_SESSION_TIMEOUT", "6s")
-        .env("OMNIMETER_KAFKA_DRAIN_TIMEOUT", "3s")
-        // Bounds how long a rebalance waits for a member that left mid-rebalance (the poll loop polls every 100 ms).
-        .env("OMNIMETER_KAFKA_PROPERTIES_MAX_POLL_INTERVAL_MS", "10000")
-        .env("OMNIMETER_LOG", "info")
-        .current_dir(repo())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-fn wait_ok(child: Child, what: &str) -> Output {
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{what} failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn read_lines(path: &Path) -> Vec<Vec<u8>> {
-    std::fs::read(path)
-        .unwrap()
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-        .map(<[u8]>::to_vec)
-        .collect()
-}
-
-/// File mode over each partition's messages, in offset order: the reference output.
-fn file_mode_per_partition(lines: &[Vec<u8>], placed: &[(i32, i64)], dir: &Path) -> String {
-    let slices = partition_slices(lines, placed, dir);
-    let mut roots = Vec::new();
-    for (i, slice) in slices.iter().enumerate() {
-        let root = dir.join(format!("file-mode-{i}"));
-        let out = Command::new(env!("CARGO_BIN_EXE_omnimeter"))
-            .args(["run", "--input", slice.to_str().unwrap(), "--output", root.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        roots.push(root.display().to_string());
-    }
-    roots.join(",")
-}
-
-fn compare(kafka_out: &Path, reference: &str) {
-    python_check(&["tests/tools/compare_outputs.py", kafka_out.to_str().unwrap(), reference]);
-}
 
 #[test]
 fn public_samples_through_six_partitions_and_two_workers_match_file_mode() {
@@ -96,57 +40,6 @@ fn public_samples_through_six_partitions_and_two_workers_match_file_mode() {
             python_check(&["tests/tools/check_tables.py", expected.to_str().unwrap(), out.to_str().unwrap()]);
         }
     }
-}
-
-/// Generated traffic with malformed lines and duplicates, as NDJSON lines.
-fn generated(customers: u64, seed: u64) -> Vec<Vec<u8>> {
-    let mut g =
-        Generator::new(GenConfig { customers, seed, bad_rate: 0.01, duplicate_rate: 0.02, ..GenConfig::default() });
-    let mut lines = Vec::new();
-    let mut line = Vec::new();
-    while g.next_event(&mut line).is_some() {
-        lines.push(std::mem::take(&mut line));
-    }
-    lines
-}
-
-/// A worker whose log goes to `log` (so a running worker's progress can be read).
-fn spawn_logged(broker: &Broker, out: &Path, log: &Path, extra: &[&str]) -> Child {
-    let file = std::fs::File::create(log).unwrap();
-    worker(broker, out, extra).stderr(Stdio::from(file)).stdout(Stdio::null()).spawn().unwrap()
-}
-
-fn checkpoints(out: &Path) -> usize {
-    std::fs::read_dir(out.join("_checkpoints").join(TOPIC)).map_or(0, |d| {
-        d.filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".ckpt"))).count()
-    })
-}
-
-fn sigterm(child: &Child) {
-    let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success();
-    assert!(ok, "kill -TERM failed");
-}
-
-/// Runs an `--until-end` worker to completion (bounded), failing with its log.
-fn until_end(broker: &Broker, out: &Path, log: &Path) {
-    let mut child = spawn_logged(broker, out, log, &["--until-end"]);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "until-end worker failed ({status}):\n{}", log_of(log));
-            assert!(log_of(log).contains("caught up"), "{}", log_of(log));
-            return;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("until-end worker did not finish in 120 s:\n{}", log_of(log));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn log_of(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
 }
 
 #[test]

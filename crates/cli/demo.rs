@@ -69,6 +69,9 @@ impl Probe for DemoProbe {
     }
 
     fn readiness(&self) -> Result<String, String> {
+        if let Some(trouble) = self.statuses.iter().find_map(|s| snapshot(s).trouble()) {
+            return Err(trouble);
+        }
         let held: usize = self.statuses.iter().map(|s| snapshot(s).partitions.len()).sum();
         if held == 0 { Err("no partitions assigned".into()) } else { Ok(format!("{held} partitions of {TOPIC}")) }
     }

@@ -164,8 +164,8 @@ impl Probe for WorkerProbe {
             return Err("stopping".into());
         }
         let st = self.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(e) = &st.sink_error {
-            return Err(format!("output failing, offsets not committed: {e}"));
+        if let Some(trouble) = st.trouble() {
+            return Err(trouble);
         }
         if st.refreshed_at.is_some_and(|t| t.elapsed() > STALL) {
             return Err(format!("poll loop stalled for {}s", st.refreshed_at.map_or(0, |t| t.elapsed().as_secs())));

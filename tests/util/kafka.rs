@@ -5,28 +5,60 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use omnimeter_generate::{GenConfig, Generator};
+
+use super::{python_check, repo};
 
 use rdkafka::ClientConfig;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 
 pub(crate) struct Broker {
-    child: Child,
+    child: Option<Child>,
     pub(crate) port: u16,
-    _dir: tempfile::TempDir,
+    storage: String,
+    dir: tempfile::TempDir,
 }
 
 impl Broker {
-    /// Starts a broker; panics with a clear message when `tansu` is not installed
-    /// (`deploy/local/setup.sh --test` installs it).
+    /// Starts a broker with in-memory storage; panics with a clear message when
+    /// `tansu` is not installed (`deploy/local/setup.sh --test` installs it).
     pub(crate) fn start() -> Broker {
+        Broker::start_with("memory://tansu/")
+    }
+
+    /// Starts a broker whose topics and offsets live in an SQLite file (tansu's
+    /// libsql storage), so it can be stopped and started again with its data.
+    pub(crate) fn start_persistent() -> Broker {
+        Broker::start_with("sqlite://tansu.db")
+    }
+
+    fn start_with(storage: &str) -> Broker {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("tansu.log")).unwrap();
-        let url = format!("tcp://127.0.0.1:{port}");
+        let mut broker = Broker { child: None, port, storage: storage.to_owned(), dir: tempfile::tempdir().unwrap() };
+        broker.restart();
+        broker
+    }
+
+    /// Kills the broker process (as a crash or a lost host would).
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker (again) on the same port and storage; returns once it listens.
+    pub(crate) fn restart(&mut self) {
+        self.stop();
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("tansu.log")).unwrap();
+        let url = format!("tcp://127.0.0.1:{}", self.port);
         let child = Command::new("tansu")
             .args([
                 "broker",
@@ -35,18 +67,19 @@ impl Broker {
                 "--advertised-listener-url",
                 &url,
                 "--storage-engine",
-                "memory://tansu/",
+                &self.storage,
             ])
+            .current_dir(self.dir.path())
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
             .expect("tansu (a Kafka-compatible broker) must be installed: run deploy/local/setup.sh --test");
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "broker did not start listening on {port}");
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "broker did not start listening on {}", self.port);
             std::thread::sleep(Duration::from_millis(50));
         }
-        Broker { child, port, _dir: dir }
     }
 
     pub(crate) fn addr(&self) -> String {
@@ -103,8 +136,7 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
@@ -188,4 +220,112 @@ pub(crate) fn consume_all(broker: &Broker, topic: &str) -> Vec<(String, Vec<u8>)
         }
     }
     got
+}
+
+// Worker processes and the file-mode reference they are compared with.
+
+pub(crate) const TOPIC: &str = "events";
+
+/// A worker process; `extra` adds flags such as `--until-end`.
+pub(crate) fn worker(broker: &Broker, out: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_omnimeter"));
+    cmd.args(["run", "--brokers", &broker.addr(), "--topic", TOPIC, "--group", "omnimeter-test", "--output"])
+        .arg(out)
+        .args(extra)
+        .env("OMNIMETER_OUTPUT_FLUSH_INTERVAL", "300ms")
+        .env("OMNIMETER_KAFKA_SESSION_TIMEOUT", "6s")
+        .env("OMNIMETER_KAFKA_DRAIN_TIMEOUT", "3s")
+        // Bounds how long a rebalance waits for a member that left mid-rebalance (the poll loop polls every 100 ms).
+        .env("OMNIMETER_KAFKA_PROPERTIES_MAX_POLL_INTERVAL_MS", "10000")
+        .env("OMNIMETER_LOG", "info")
+        .current_dir(repo())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+pub(crate) fn wait_ok(child: Child, what: &str) -> Output {
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{what} failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+pub(crate) fn read_lines(path: &Path) -> Vec<Vec<u8>> {
+    std::fs::read(path)
+        .unwrap()
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// File mode over each partition's messages, in offset order: the reference output.
+pub(crate) fn file_mode_per_partition(lines: &[Vec<u8>], placed: &[(i32, i64)], dir: &Path) -> String {
+    let slices = partition_slices(lines, placed, dir);
+    let mut roots = Vec::new();
+    for (i, slice) in slices.iter().enumerate() {
+        let root = dir.join(format!("file-mode-{i}"));
+        let out = Command::new(env!("CARGO_BIN_EXE_omnimeter"))
+            .args(["run", "--input", slice.to_str().unwrap(), "--output", root.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        roots.push(root.display().to_string());
+    }
+    roots.join(",")
+}
+
+pub(crate) fn compare(kafka_out: &Path, reference: &str) {
+    python_check(&["tests/tools/compare_outputs.py", kafka_out.to_str().unwrap(), reference]);
+}
+
+/// Generated traffic with malformed lines and duplicates, as NDJSON lines.
+pub(crate) fn generated(customers: u64, seed: u64) -> Vec<Vec<u8>> {
+    let mut g =
+        Generator::new(GenConfig { customers, seed, bad_rate: 0.01, duplicate_rate: 0.02, ..GenConfig::default() });
+    let mut lines = Vec::new();
+    let mut line = Vec::new();
+    while g.next_event(&mut line).is_some() {
+        lines.push(std::mem::take(&mut line));
+    }
+    lines
+}
+
+/// A worker whose log goes to `log` (so a running worker's progress can be read).
+pub(crate) fn spawn_logged(broker: &Broker, out: &Path, log: &Path, extra: &[&str]) -> Child {
+    let file = std::fs::File::create(log).unwrap();
+    worker(broker, out, extra).stderr(Stdio::from(file)).stdout(Stdio::null()).spawn().unwrap()
+}
+
+pub(crate) fn checkpoints(out: &Path) -> usize {
+    std::fs::read_dir(out.join("_checkpoints").join(TOPIC)).map_or(0, |d| {
+        d.filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".ckpt"))).count()
+    })
+}
+
+pub(crate) fn sigterm(child: &Child) {
+    let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success();
+    assert!(ok, "kill -TERM failed");
+}
+
+/// Runs an `--until-end` worker to completion (bounded), failing with its log.
+pub(crate) fn until_end(broker: &Broker, out: &Path, log: &Path) {
+    let mut child = spawn_logged(broker, out, log, &["--until-end"]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "until-end worker failed ({status}):\n{}", log_of(log));
+            assert!(log_of(log).contains("caught up"), "{}", log_of(log));
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("until-end worker did not finish in 120 s:\n{}", log_of(log));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub(crate) fn log_of(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
 }

@@ -53,6 +53,8 @@ pub(crate) struct PartitionSet {
     /// An error raised inside a rebalance callback, for the poll loop to act on.
     pub(crate) fatal: Option<Error>,
     pub(crate) status: Arc<Mutex<WorkerStatus>>,
+    /// The last flush failed: fetching is paused (partitions assigned meanwhile too).
+    pub(crate) output_failing: bool,
     metrics: Arc<Metrics>,
     drain_timeout: Duration,
 }
@@ -82,6 +84,7 @@ impl PartitionSet {
             assigned_once: false,
             fatal: None,
             status,
+            output_failing: false,
             metrics: Arc::clone(&opts.metrics),
             drain_timeout: opts.drain_timeout,
         }
@@ -206,7 +209,8 @@ impl PartitionSet {
         let mut first_err = None;
         for p in self.held_partitions() {
             if let Err(e) = self.flush(p, consumer, mode, close) {
-                tracing::error!(partition = p, error = %one_line(&e), "flush failed; offsets stay uncommitted and the batch is retried");
+                // The poll loop reports the failure once; each attempt is counted.
+                tracing::debug!(partition = p, error = %one_line(&e), "flush failed");
                 self.metrics.record_sink_error();
                 lock(&self.status).sink_error = Some(one_line(&e));
                 first_err.get_or_insert(e);
@@ -276,9 +280,37 @@ impl PartitionSet {
             Err(e) if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::RebalanceInProgress) => {
                 tracing::info!(partition, "offset commit skipped during a rebalance; the checkpoint holds the position")
             }
+            // During a broker outage every commit fails; the outage itself was reported once.
+            Err(e) if lock(&self.status).brokers_down_since.is_some() => {
+                tracing::debug!(partition, error = %e, "offset commit failed; the checkpoint holds the position")
+            }
             Err(e) => tracing::warn!(partition, error = %e, "offset commit failed; the checkpoint holds the position"),
         }
         Ok(())
+    }
+
+    /// Stops fetching every assigned partition (the output cannot take rows).
+    pub(crate) fn pause_all<C: ConsumerContext>(&mut self, consumer: &impl Consumer<C>) {
+        self.output_failing = true;
+        match consumer.assignment() {
+            Ok(tpl) => self.pause(consumer, &tpl),
+            Err(e) => tracing::warn!(error = %e, "cannot read the assignment to pause it"),
+        }
+    }
+
+    pub(crate) fn pause<C: ConsumerContext>(&self, consumer: &impl Consumer<C>, tpl: &TopicPartitionList) {
+        if let Err(e) = consumer.pause(tpl) {
+            tracing::warn!(error = %e, "pausing partitions failed");
+        }
+    }
+
+    /// Fetches again from where consumption stopped.
+    pub(crate) fn resume<C: ConsumerContext>(&mut self, consumer: &impl Consumer<C>) {
+        self.output_failing = false;
+        let resumed = consumer.assignment().and_then(|tpl| consumer.resume(&tpl));
+        if let Err(e) = resumed {
+            tracing::warn!(error = %e, "resuming partitions failed");
+        }
     }
 
     /// Refreshes the status snapshot (positions, high watermarks from the last fetch, watermarks).

@@ -33,8 +33,12 @@ pub struct WorkerStatus {
     pub stats: Stats,
     pub parquet_files: [u64; 8],
     pub parquet_rows: [u64; 8],
-    /// Last flush failed (output unwritable): not committing until it recovers.
+    /// Last flush failed (output unwritable): consumption paused and nothing
+    /// committed until a retry succeeds.
     pub sink_error: Option<String>,
+    /// No broker has been reachable since this instant (from librdkafka's broker
+    /// states); librdkafka keeps reconnecting with backoff.
+    pub brokers_down_since: Option<Instant>,
     /// Last time the poll loop refreshed this snapshot: a stale one means a stuck loop.
     pub refreshed_at: Option<Instant>,
 }
@@ -54,6 +58,15 @@ impl WorkerStatus {
 
     pub fn open_journeys(&self) -> usize {
         self.partitions.values().map(|p| p.open_journeys).sum()
+    }
+
+    /// Why the worker cannot make progress right now, in one line; `None` when it can.
+    pub fn trouble(&self) -> Option<String> {
+        if let Some(e) = &self.sink_error {
+            return Some(format!("output failing, consumption paused and offsets not committed: {e}"));
+        }
+        self.brokers_down_since
+            .map(|t| format!("no Kafka broker reachable for {}s, reconnecting", t.elapsed().as_secs()))
     }
 
     /// The held partitions as the metrics' pipeline-health gauges see them.

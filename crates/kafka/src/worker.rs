@@ -3,14 +3,13 @@
 //! where [`RebalanceContext`] restores assigned partitions from their
 //! checkpoints and makes revoked ones durable before they move.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use omnimeter_engine::{CheckpointError, EngineConfig, Stats};
 use omnimeter_metrics::Metrics;
-use omnimeter_parquet::ParquetSink;
+use omnimeter_parquet::{Output, ParquetSink};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
@@ -62,7 +61,8 @@ pub struct WorkerOptions {
     pub session_timeout: Duration,
     pub drain_timeout: Duration,
     pub fetch_max_wait: Duration,
-    pub output: PathBuf,
+    /// A local directory or a bucket; the checkpoints go there too.
+    pub output: Output,
     pub flush_interval: Duration,
     pub engine: EngineConfig,
     /// Stop once every held partition reached the high watermark; close journeys first.
@@ -111,22 +111,42 @@ struct RebalanceContext {
 }
 
 impl ClientContext for RebalanceContext {
-    /// End of partition is how `--until-end` knows it caught up, not an error;
-    /// everything else librdkafka retries by itself, so it is a warning.
+    /// End of partition is how `--until-end` knows it caught up, not an error.
+    /// librdkafka retries everything else by itself; while no broker is reachable
+    /// the outage was already reported once (see `stats`), so retries stay quiet.
     fn error(&self, error: KafkaError, reason: &str) {
         if matches!(error, KafkaError::PartitionEOF(_))
             || error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF)
         {
             return;
         }
-        tracing::warn!(error = %error, reason, "kafka client");
+        if lock(&self.status).brokers_down_since.is_some() {
+            tracing::debug!(error = %error, reason, "kafka client (retrying)");
+        } else {
+            tracing::warn!(error = %error, reason, "kafka client (retrying)");
+        }
     }
 
     /// librdkafka's periodic statistics carry each partition's high watermark as
-    /// seen in fetch responses: the base of the lag metric.
+    /// seen in fetch responses (the base of the lag metric) and each broker
+    /// connection's state (readiness: is any broker reachable?).
     fn stats(&self, statistics: Statistics) {
-        let Some(topic) = statistics.topics.get(&self.topic) else { return };
+        let reachable = statistics.brokers.values().any(|b| b.state == "UP");
         let mut st = lock(&self.status);
+        match (reachable, st.brokers_down_since) {
+            (false, None) if st.assigned => {
+                st.brokers_down_since = Some(Instant::now());
+                tracing::error!(
+                    "no Kafka broker reachable: reconnecting with backoff; /readyz reports 503 until one answers"
+                );
+            }
+            (true, Some(since)) => {
+                st.brokers_down_since = None;
+                tracing::info!(down_for_s = since.elapsed().as_secs(), "Kafka broker reachable again");
+            }
+            _ => {}
+        }
+        let Some(topic) = statistics.topics.get(&self.topic) else { return };
         for (p, ps) in &topic.partitions {
             if let Some(entry) = st.partitions.get_mut(p)
                 && ps.hi_offset >= 0
@@ -161,6 +181,9 @@ impl ConsumerContext for RebalanceContext {
                 if let Err(e) = consumer.assign(tpl) {
                     set.fatal.get_or_insert(Error::Kafka(e));
                 }
+                if set.output_failing {
+                    set.pause(consumer, tpl);
+                }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let revoked: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
@@ -190,8 +213,8 @@ impl ConsumerContext for RebalanceContext {
 /// open in the checkpoints) or, with `until_end`, until it caught up (journeys
 /// closed). Blocking: call it from a dedicated thread.
 pub fn run(opts: &WorkerOptions, stop: &AtomicBool, status: Arc<Mutex<WorkerStatus>>) -> Result<WorkerReport> {
-    let sink = ParquetSink::new(&opts.output)?;
-    let store = CheckpointStore::new(opts.output.join("_checkpoints").join(&opts.topic)).map_err(Error::Checkpoint)?;
+    let sink = ParquetSink::new(opts.output.clone())?;
+    let store = CheckpointStore::new(sink.store().clone(), &opts.topic);
     let client = opts.client_config();
     let dead_letters = match &opts.dead_letter_topic {
         Some(t) => Some(DeadLetters::new(&client, t, &opts.topic).map_err(Error::Kafka)?),
@@ -218,7 +241,8 @@ fn poll_loop(
     consumer: &BaseConsumer<RebalanceContext>,
     set: &Mutex<PartitionSet>,
 ) -> Result<bool> {
-    let mut last_flush = Instant::now();
+    let mut next_flush = Instant::now() + opts.flush_interval;
+    let mut retry = OutputRetry::default();
     let mut last_status = Instant::now();
     let mut last_warning: Option<Instant> = None;
     loop {
@@ -238,27 +262,93 @@ fn poll_loop(
             Some(Err(KafkaError::PartitionEOF(p))) => s.eof(p),
             // librdkafka retries broker and network errors by itself; say so at most every 5 s.
             Some(Err(e)) if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) => {
-                tracing::warn!(error = %e, "kafka (retrying)");
+                if lock(&s.status).brokers_down_since.is_none() {
+                    tracing::warn!(error = %e, "kafka (retrying)");
+                }
                 last_warning = Some(Instant::now());
             }
             Some(Err(_)) => {}
         }
-        if last_flush.elapsed() >= opts.flush_interval {
-            // A failed flush keeps its rows and offsets: retried next interval, nothing committed.
-            let _ = s.flush_all(consumer, CommitMode::Async, false);
-            last_flush = Instant::now();
+        if Instant::now() >= next_flush {
+            // A failed flush keeps its rows and offsets: nothing is committed, fetching
+            // pauses so rows cannot pile up, and the batch is retried with backoff.
+            next_flush = match s.flush_all(consumer, CommitMode::Async, false) {
+                Ok(()) => {
+                    if let Some(failed_for) = retry.recovered() {
+                        tracing::info!(
+                            failed_for_s = failed_for.as_secs(),
+                            "output writable again: resuming consumption"
+                        );
+                        s.resume(consumer);
+                    }
+                    Instant::now() + opts.flush_interval
+                }
+                Err(e) => {
+                    let wait = retry.failed();
+                    if !s.output_failing {
+                        tracing::error!(
+                            "output failing: {}; consumption paused, offsets not committed, retrying every {}s at most",
+                            one_line(&e),
+                            OutputRetry::MAX.as_secs()
+                        );
+                        s.pause_all(consumer);
+                    }
+                    Instant::now() + wait
+                }
+            };
         }
         if last_status.elapsed() >= Duration::from_millis(500) {
             s.refresh_status();
             last_status = Instant::now();
         }
         let until_end = opts.until_end || opts.finish.as_ref().is_some_and(|f| f.load(Ordering::Relaxed));
-        if until_end && s.all_caught_up() {
+        if until_end && !s.output_failing && s.all_caught_up() {
             tracing::info!(partitions = ?s.held_partitions(), "caught up: closing journeys and writing everything");
             s.flush_all(consumer, CommitMode::Sync, true)?;
             s.refresh_status();
             opts.metrics.finish_windows();
             return Ok(true);
         }
+    }
+}
+
+/// Backoff between flush attempts while the output fails: 1 s doubling to [`OutputRetry::MAX`].
+#[derive(Debug, Default)]
+struct OutputRetry {
+    failing_since: Option<Instant>,
+    wait: Duration,
+}
+
+impl OutputRetry {
+    const FIRST: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(30);
+
+    /// Records a failed attempt; returns how long to wait before the next one.
+    fn failed(&mut self) -> Duration {
+        self.failing_since.get_or_insert_with(Instant::now);
+        self.wait = if self.wait.is_zero() { Self::FIRST } else { (self.wait * 2).min(Self::MAX) };
+        self.wait
+    }
+
+    /// Records a success; returns how long the output had been failing, if it was.
+    fn recovered(&mut self) -> Option<Duration> {
+        self.wait = Duration::ZERO;
+        self.failing_since.take().map(|t| t.elapsed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_retries_back_off_to_a_cap_and_reset_on_success() {
+        let mut r = OutputRetry::default();
+        assert_eq!(r.recovered(), None);
+        let waits: Vec<u64> = (0..7).map(|_| r.failed().as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30]);
+        assert!(r.recovered().is_some());
+        assert_eq!(r.recovered(), None);
+        assert_eq!(r.failed(), OutputRetry::FIRST);
     }
 }
