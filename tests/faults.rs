@@ -153,12 +153,15 @@ fn a_broker_outage_turns_readiness_to_503_and_back_and_loses_nothing() {
         readiness(&addr).filter(|(code, _)| *code == 503).map(|(_, body)| body)
     });
     assert!(body.contains("no Kafka broker reachable"), "{body}");
+    let to_503 = down.elapsed();
     std::thread::sleep(outage.saturating_sub(down.elapsed()));
     assert!(w.0.try_wait().unwrap().is_none(), "the worker rides out the outage:\n{}", log_of(&wlog));
     broker.restart();
+    let up = Instant::now();
     util::wait_until("readiness to recover", Duration::from_secs(60), || {
         readiness(&addr).is_some_and(|(code, _)| code == 200)
     });
+    let to_200 = up.elapsed();
     placed.extend(broker.produce(TOPIC, &lines[half..]));
     util::wait_until("the events produced after the outage to be processed", Duration::from_secs(60), || {
         metric(&addr, "omnimeter_input_events_total") >= lines.len() as f64
@@ -171,6 +174,13 @@ fn a_broker_outage_turns_readiness_to_503_and_back_and_loses_nothing() {
 
     until_end(&broker, &out, &dir.path().join("final.log"));
     compare(&out, &file_mode_per_partition(&lines, &placed, dir.path()));
+    eprintln!(
+        "broker outage: {:.0}s down, /readyz 503 after {:.1}s, 200 again {:.1}s after the restart, {} events: tables equal file mode",
+        outage.as_secs_f64(),
+        to_503.as_secs_f64(),
+        to_200.as_secs_f64(),
+        lines.len()
+    );
 }
 
 /// A small tmpfs, so the output can really run out of space; unmounted on drop.
@@ -249,6 +259,7 @@ fn a_full_output_stops_commits_says_why_and_resumes_when_space_is_back() {
     assert_eq!(text.matches("output failing").count(), 1, "one log line for the fault:\n{text}");
 
     std::fs::remove_file(filler).unwrap();
+    let freed = Instant::now();
     util::wait_until("the worker to resume and catch up", Duration::from_secs(60), || {
         readiness(&addr).is_some_and(|(code, body)| code == 200 && body.contains("lag 0"))
             && metric(&addr, "omnimeter_input_events_total") >= lines.len() as f64
@@ -258,6 +269,12 @@ fn a_full_output_stops_commits_says_why_and_resumes_when_space_is_back() {
     sigterm(&w.0);
     assert!(w.0.wait().unwrap().success(), "{}", log_of(&wlog));
 
+    let resumed_after = freed.elapsed();
     until_end(&broker, &out, &dir.path().join("final.log"));
     compare(&out, &file_mode_per_partition(&lines, &placed, dir.path()));
+    eprintln!(
+        "full output: paused with {consumed} of {} events consumed, caught up {:.1}s after space was freed: tables equal file mode",
+        lines.len(),
+        resumed_after.as_secs_f64()
+    );
 }
