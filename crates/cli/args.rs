@@ -36,9 +36,11 @@ pub(crate) struct RunArgs {
     /// NDJSON input file, or `-` for stdin: file mode, no Kafka.
     #[arg(long, value_name = "FILE|-")]
     pub(crate) input: Option<PathBuf>,
-    /// Output root for the Parquet tables (overrides `output.dir`).
-    #[arg(long, value_name = "DIR")]
-    pub(crate) output: Option<PathBuf>,
+    /// Output root for the Parquet tables (and a worker's checkpoints): a directory,
+    /// file:///path or s3://bucket/prefix (overrides `output.url`; bucket credentials
+    /// from `[output.s3]`, `OMNIMETER_OUTPUT_S3_*` or the `AWS_*` variables).
+    #[arg(long, value_name = "DIR|URL")]
+    pub(crate) output: Option<String>,
     /// TOML configuration (see config/omnimeter.example.toml); `OMNIMETER_*` variables override it, flags override both.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,

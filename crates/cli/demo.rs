@@ -177,7 +177,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
             session_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(5),
             fetch_max_wait: Duration::from_millis(100),
-            output: args.dir.clone(),
+            output: omnimeter_parquet::Output::Local(args.dir.clone()),
             flush_interval: Duration::from_secs(1),
             engine,
             until_end: false,

@@ -27,8 +27,9 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
         bail!("--input FILE|- is required (Kafka mode with --config comes with the worker)");
     };
     let Some(output) = args.output.as_deref() else {
-        bail!("--output DIR is required with --input");
+        bail!("--output DIR|URL is required with --input");
     };
+    let output = crate::output::from_env(output)?;
     let cfg = args.engine.apply(EngineConfig::default());
     cfg.validate().context("invalid engine setting")?;
     let reader: Box<dyn Read + Send> = if input == Path::new("-") {
@@ -39,7 +40,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
     if args.linger.is_some() && args.metrics_addr.is_none() {
         bail!("--linger only makes sense with --metrics-addr");
     }
-    let sink = ParquetSink::new(output).with_context(|| format!("cannot write output {}", output.display()))?;
+    let sink = ParquetSink::new(output.clone()).with_context(|| format!("cannot write output {output}"))?;
     let served = match &args.metrics_addr {
         Some(a) => {
             let addr: SocketAddr = omnimeter_config::listen_addr(a).ok_or_else(|| {

@@ -31,7 +31,7 @@ pub(crate) fn options(args: &RunArgs) -> Result<(Config, WorkerOptions), Failure
         cfg.kafka.group = g.clone();
     }
     if let Some(o) = &args.output {
-        cfg.output.dir = o.clone();
+        cfg.output.url = o.clone();
     }
     if let Some(a) = &args.metrics_addr {
         cfg.metrics.addr = a.clone();
@@ -44,6 +44,7 @@ pub(crate) fn options(args: &RunArgs) -> Result<(Config, WorkerOptions), Failure
             cfg.kafka.topics
         )));
     };
+    let output = crate::output::output_of(&cfg.output).map_err(|e| Failure::Usage(anyhow!(e)))?;
     let engine = cfg.engine();
     let metrics = Arc::new(Metrics::new(MetricsSettings {
         label_limit: cfg.metrics.label_limit,
@@ -60,7 +61,7 @@ pub(crate) fn options(args: &RunArgs) -> Result<(Config, WorkerOptions), Failure
         session_timeout: std_duration(cfg.kafka.session_timeout),
         drain_timeout: std_duration(cfg.kafka.drain_timeout),
         fetch_max_wait: std_duration(cfg.kafka.fetch_max_wait),
-        output: cfg.output.dir.clone(),
+        output,
         flush_interval: std_duration(cfg.output.flush_interval),
         engine,
         until_end: args.until_end,

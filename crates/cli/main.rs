@@ -8,6 +8,7 @@ mod file_mode;
 mod generate;
 mod kafka_mode;
 mod line_blocks;
+mod output;
 mod report;
 
 use std::process::ExitCode;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what omnimeter needs on a fresh Debian/Ubuntu machine with a Rust toolchain.
 #   deploy/local/setup.sh          build tools + the Parquet readers used by the tests (DuckDB, pyarrow)
-#   deploy/local/setup.sh --test   also the test peers: a Kafka-compatible broker (tansu) and Prometheus
+#   deploy/local/setup.sh --test   also the test peers: a Kafka-compatible broker (tansu), Prometheus and an
+#                                  S3-compatible server (moto)
 # Everything is skipped when already present, so it is cheap to run again.
 set -euo pipefail
 
@@ -35,6 +36,10 @@ fi
 if $want_test && ! python3 -c 'import yaml' 2>/dev/null; then
   echo "setup: pip install pyyaml (deploy manifest checks)" >&2
   python3 -m pip install -q pyyaml
+fi
+if $want_test && ! python3 -c 'import moto.server, boto3, flask_cors' 2>/dev/null; then
+  echo "setup: pip install moto[server] (S3-compatible server for the bucket-output tests)" >&2
+  python3 -m pip install -q "moto[server]"
 fi
 
 if $want_test && ! command -v tansu >/dev/null; then

@@ -1,5 +1,6 @@
 //! `OMNIMETER_<SECTION>_<KEY>` environment overrides, written into the parsed TOML
-//! table before it is deserialized, so they get the same checks as the file.
+//! table before it is deserialized, so they get the same checks as the file; then
+//! the standard `AWS_*` variables for `[output.s3]` keys that nothing else set.
 
 use toml::{Table, Value};
 
@@ -24,10 +25,12 @@ pub(crate) enum Kind {
     Integer,
     /// Split at commas into a list of strings, blanks dropped.
     List,
+    /// `true`/`false` (also `1`/`0`, `yes`/`no`), any case.
+    Bool,
 }
 
-/// Every scalar setting as `(section, key, kind)`. A test checks that it matches
-/// the fields of [`crate::Config`].
+/// Every scalar setting as `(section, key, kind)`; a nested section is dotted
+/// (`output.s3`). A test checks that it matches the fields of [`crate::Config`].
 pub(crate) const KEYS: &[(&str, &str, Kind)] = &[
     ("kafka", "brokers", Kind::Text),
     ("kafka", "topics", Kind::List),
@@ -36,8 +39,14 @@ pub(crate) const KEYS: &[(&str, &str, Kind)] = &[
     ("kafka", "session_timeout", Kind::Text),
     ("kafka", "drain_timeout", Kind::Text),
     ("kafka", "fetch_max_wait", Kind::Text),
-    ("output", "dir", Kind::Text),
+    ("output", "url", Kind::Text),
     ("output", "flush_interval", Kind::Text),
+    ("output.s3", "endpoint", Kind::Text),
+    ("output.s3", "region", Kind::Text),
+    ("output.s3", "access_key_id", Kind::Text),
+    ("output.s3", "secret_access_key", Kind::Text),
+    ("output.s3", "session_token", Kind::Text),
+    ("output.s3", "allow_http", Kind::Bool),
     ("engine", "window", Kind::Text),
     ("engine", "gap", Kind::Text),
     ("engine", "thread_gap", Kind::Text),
@@ -48,9 +57,27 @@ pub(crate) const KEYS: &[(&str, &str, Kind)] = &[
     ("metrics", "label_limit", Kind::Integer),
 ];
 
+/// Older variable names still read, as `(variable, section, key)`.
+const ALIASES: &[(&str, &str, &str)] = &[("OMNIMETER_OUTPUT_DIR", "output", "url")];
+
+/// Keys whose values are never echoed in errors.
+const SECRETS: &[&str] = &["output.s3.secret_access_key", "output.s3.session_token"];
+
+/// The standard AWS variables behind each `[output.s3]` key, first found wins.
+/// They fill only keys that neither the file nor an `OMNIMETER_*` variable set
+/// (`""` and `false` count as unset).
+pub const AWS_FALLBACKS: &[(&str, &[&str])] = &[
+    ("endpoint", &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]),
+    ("region", &["AWS_REGION", "AWS_DEFAULT_REGION"]),
+    ("access_key_id", &["AWS_ACCESS_KEY_ID"]),
+    ("secret_access_key", &["AWS_SECRET_ACCESS_KEY"]),
+    ("session_token", &["AWS_SESSION_TOKEN"]),
+    ("allow_http", &["AWS_ALLOW_HTTP"]),
+];
+
 /// The variable that overrides `section.key`.
 pub(crate) fn var_name(section: &str, key: &str) -> String {
-    format!("{PREFIX}{}_{}", section.to_ascii_uppercase(), key.to_ascii_uppercase())
+    format!("{PREFIX}{}_{}", section.to_ascii_uppercase().replace('.', "_"), key.to_ascii_uppercase())
 }
 
 /// A key path (`engine.gap`) set from the environment, and the `VAR=value` to blame
@@ -86,27 +113,81 @@ pub(crate) fn apply(
             }
             continue;
         }
-        let Some(&(sec, key, kind)) = KEYS.iter().find(|(s, k, _)| var_name(s, k) == var) else {
+        let alias = ALIASES.iter().find(|(v, ..)| *v == var).map(|&(_, s, k)| (s, k));
+        let Some((sec, key, kind)) =
+            KEYS.iter().find(|(s, k, _)| var_name(s, k) == var || alias == Some((*s, *k))).copied()
+        else {
             return Err(unknown(&var));
         };
-        let value = match kind {
-            Kind::Text => Value::String(text.clone()),
-            Kind::Integer => Value::Integer(text.trim().parse().map_err(|_| ConfigError::EnvValue {
-                var: var.clone(),
-                value: text.clone(),
-                expected: "an integer",
-            })?),
-            Kind::List => Value::Array(
-                text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.to_owned())).collect(),
-            ),
-        };
-        applied.push(Override { key: format!("{sec}.{key}"), origin: format!("{var}={text}") });
+        let full_key = format!("{sec}.{key}");
+        if let Some(other) = applied.iter().find(|o: &&Override| o.key == full_key) {
+            return Err(ConfigError::Invalid {
+                origin: var.clone(),
+                key: full_key,
+                message: format!("also set by {}: set one of them", other.origin.split('=').next().unwrap_or_default()),
+            });
+        }
+        let value = typed(&var, &text, kind)?;
+        let origin = if SECRETS.contains(&full_key.as_str()) { var.clone() } else { format!("{var}={text}") };
+        applied.push(Override { key: full_key, origin });
         // A section that the file wrote as a non-table is reported by the deserializer.
-        if let Some(t) = sub_table(table, sec) {
+        if let Some(t) = section(table, sec) {
             t.insert(key.to_owned(), value);
         }
     }
     Ok(applied)
+}
+
+/// Fills the `[output.s3]` keys that are still unset from the standard AWS
+/// variables ([`AWS_FALLBACKS`]).
+pub(crate) fn apply_aws(table: &mut Table, env: &[(String, String)]) -> Result<Vec<Override>, ConfigError> {
+    let mut applied = Vec::new();
+    for (key, vars) in AWS_FALLBACKS {
+        let Some((var, text)) = vars.iter().find_map(|v| env.iter().find(|(k, t)| k == v && !t.trim().is_empty()))
+        else {
+            continue;
+        };
+        let Some(s3) = section(table, "output.s3") else { continue };
+        // "" and false are the defaults, as written in the example file: still unset.
+        let set = match s3.get(*key) {
+            Some(Value::String(v)) => !v.is_empty(),
+            Some(Value::Boolean(b)) => *b,
+            Some(_) => true, // a wrong type, reported by the deserializer
+            None => false,
+        };
+        if set {
+            continue;
+        }
+        let full_key = format!("output.s3.{key}");
+        let kind = KEYS.iter().find(|(s, k, _)| *s == "output.s3" && k == key).map_or(Kind::Text, |e| e.2);
+        s3.insert((*key).to_owned(), typed(var, text, kind)?);
+        let origin = if SECRETS.contains(&full_key.as_str()) { var.clone() } else { format!("{var}={text}") };
+        applied.push(Override { key: full_key, origin });
+    }
+    Ok(applied)
+}
+
+/// A variable's text as the TOML value its key takes.
+fn typed(var: &str, text: &str, kind: Kind) -> Result<Value, ConfigError> {
+    let refuse = |expected| ConfigError::EnvValue { var: var.to_owned(), value: text.to_owned(), expected };
+    Ok(match kind {
+        Kind::Text => Value::String(text.to_owned()),
+        Kind::Integer => Value::Integer(text.trim().parse().map_err(|_| refuse("an integer"))?),
+        Kind::List => Value::Array(
+            text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.to_owned())).collect(),
+        ),
+        Kind::Bool => Value::Boolean(match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            _ => return Err(refuse("true or false")),
+        }),
+    })
+}
+
+/// The table at the dotted path `name` of `table`, created when missing; `None`
+/// when some part of the path is not a table.
+fn section<'t>(table: &'t mut Table, name: &str) -> Option<&'t mut Table> {
+    name.split('.').try_fold(table, |t, part| sub_table(t, part))
 }
 
 /// The table `name` of `table`, created when missing; `None` when it is not a table.

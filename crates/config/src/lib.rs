@@ -5,16 +5,18 @@
 pub mod duration;
 pub mod env;
 mod error;
+mod output;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use omnimeter_engine::{DurationMs, EngineConfig};
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
 pub use error::ConfigError;
+pub use output::{OutputConfig, OutputLocation, S3Config, Secret};
 
 /// Every setting of a worker. Each section may be left out of the file.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -70,23 +72,6 @@ impl KafkaConfig {
     /// The dead-letter topic, if one is configured.
     pub fn dead_letter(&self) -> Option<&str> {
         Some(self.dead_letter_topic.as_str()).filter(|t| !t.is_empty())
-    }
-}
-
-/// Where and how often results are written.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default, expecting = "an [output] table")]
-pub struct OutputConfig {
-    /// Directory of the Parquet tables and checkpoints.
-    pub dir: PathBuf,
-    /// How often each partition writes Parquet, checkpoints and commits.
-    #[serde(with = "duration")]
-    pub flush_interval: DurationMs,
-}
-
-impl Default for OutputConfig {
-    fn default() -> Self {
-        OutputConfig { dir: PathBuf::from("./omnimeter-out"), flush_interval: DurationMs(5_000) }
     }
 }
 
@@ -194,7 +179,9 @@ impl Config {
             }
             None => (Table::new(), "defaults".to_owned()),
         };
-        let overrides = env::apply(&mut table, env)?;
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let mut overrides = env::apply(&mut table, env.iter().cloned())?;
+        overrides.extend(env::apply_aws(&mut table, &env)?);
         let config = deserialize(table, &origin, &overrides)?;
         config.validate()?;
         Ok(config)
@@ -259,9 +246,7 @@ impl Config {
                 return Err(ConfigError::Reserved { key: format!("kafka.properties.\"{name}\""), reason });
             }
         }
-        if self.output.dir.as_os_str().is_empty() {
-            return Err(value("output.dir", "\"\"", "a directory path, like \"./omnimeter-out\""));
-        }
+        self.output.validate()?;
         self.engine().validate()?;
         let m = &self.metrics;
         if !m.addr.is_empty() && listen_addr(&m.addr).is_none() {
@@ -313,14 +298,26 @@ fn validate_topic(key: &str, topic: &str) -> Result<(), ConfigError> {
     }
 }
 
-/// Parses TOML text into a table, with a one-line error at line:column, and
+/// Parses TOML text into a table, with a one-line error at line:column,
 /// flattens `[kafka.properties]` so bare dotted keys (`sasl.mechanism = "PLAIN"`)
-/// mean the same as quoted ones.
+/// mean the same as quoted ones, and reads `output.dir` (older files) as `output.url`.
 fn parse_table(text: &str, origin: &str) -> Result<Table, ConfigError> {
     let mut table: Table = toml::from_str(text).map_err(|e| {
         let (line, column) = e.span().map_or((1, 1), |span| line_column(text, span.start));
         ConfigError::Syntax { origin: origin.to_owned(), line, column, message: one_line(e.message()) }
     })?;
+    if let Some(output) = table.get_mut("output").and_then(Value::as_table_mut)
+        && let Some(dir) = output.remove("dir")
+    {
+        if output.contains_key("url") {
+            return Err(ConfigError::Invalid {
+                origin: origin.to_owned(),
+                key: "output.dir".to_owned(),
+                message: "output.url is set too: keep output.url (output.dir is its older name)".to_owned(),
+            });
+        }
+        output.insert("url".to_owned(), dir);
+    }
     let props = table.get_mut("kafka").and_then(Value::as_table_mut).and_then(|k| k.get_mut("properties"));
     if let Some(Value::Table(nested)) = props {
         let mut flat = Table::new();

@@ -41,8 +41,11 @@ fn defaults_are_the_documented_values_and_valid() {
     assert_eq!(c.kafka.drain_timeout, DurationMs(10_000));
     assert_eq!(c.kafka.fetch_max_wait, DurationMs(100));
     assert!(c.kafka.properties.is_empty());
-    assert_eq!(c.output.dir, Path::new("./omnimeter-out"));
+    assert_eq!(c.output.url, "./omnimeter-out");
+    assert_eq!(c.output.location().expect("valid"), OutputLocation::Local("./omnimeter-out".into()));
     assert_eq!(c.output.flush_interval, DurationMs(5_000));
+    assert_eq!(c.output.s3, S3Config::default());
+    assert!(!c.output.s3.allow_http);
     assert_eq!(c.engine(), EngineConfig::default());
     assert_eq!(c.metrics.addr, "");
     assert_eq!(c.metrics.socket_addr(), None);
@@ -62,7 +65,7 @@ fn example_file_is_exactly_the_defaults() {
 fn example_file_writes_every_key() {
     let table: Table = toml::from_str(EXAMPLE).expect("example parses");
     for (section, key, _) in env::KEYS {
-        let found = table.get(*section).and_then(|s| s.get(*key));
+        let found = section.split('.').try_fold(&table, |t, part| t.get(part)?.as_table()).and_then(|s| s.get(*key));
         assert!(found.is_some(), "config/omnimeter.example.toml lacks {section}.{key}");
     }
     let props = table.get("kafka").and_then(|k| k.get("properties"));
@@ -71,12 +74,19 @@ fn example_file_writes_every_key() {
 
 #[test]
 fn env_keys_list_every_field() {
+    fn leaves(prefix: &str, table: &Table, out: &mut Vec<String>) {
+        for (k, v) in table {
+            let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            match v.as_table() {
+                Some(t) if key != "kafka.properties" => leaves(&key, t, out),
+                _ if key == "kafka.properties" => {}
+                _ => out.push(key),
+            }
+        }
+    }
     let table = Table::try_from(Config::default()).expect("serializes");
-    let mut fields: Vec<String> = table
-        .iter()
-        .flat_map(|(s, t)| t.as_table().into_iter().flatten().map(move |(k, _)| format!("{s}.{k}")))
-        .filter(|k| k != "kafka.properties")
-        .collect();
+    let mut fields = Vec::new();
+    leaves("", &table, &mut fields);
     let mut keys: Vec<String> = env::KEYS.iter().map(|(s, k, _)| format!("{s}.{k}")).collect();
     fields.sort();
     keys.sort();
@@ -94,7 +104,7 @@ fn local_dev_config_loads() {
     let c = Config::from_toml_str(LOCAL, "config/omnimeter.toml").expect("local config");
     assert_eq!(c.kafka.brokers, "127.0.0.1:9092");
     assert_eq!(c.kafka.topics, ["omnimeter-events"]);
-    assert_eq!(c.output.dir, Path::new("./omnimeter-out"));
+    assert_eq!(c.output.url, "./omnimeter-out");
 }
 
 #[test]
@@ -125,7 +135,7 @@ label_limit = 100
     assert_eq!(c.kafka.dead_letter(), Some("omnimeter-dlq"));
     assert_eq!(c.kafka.drain_timeout, DurationMs(20_000));
     assert_eq!(c.kafka.group, "omnimeter", "untouched keys keep their default");
-    assert_eq!(c.output.dir, Path::new("/data/out"));
+    assert_eq!(c.output.url, "/data/out", "output.dir, the older name, still works");
     assert_eq!(c.engine.gap, DurationMs(45 * 60_000));
     assert_eq!(c.engine().max_path, 20);
     assert_eq!(c.engine.window, DurationMs(60_000));
@@ -152,7 +162,7 @@ fn env_beats_file_and_other_variables_are_ignored() {
     assert_eq!(c.kafka.brokers, "env1:9092,env2:9092");
     assert_eq!(c.kafka.group, "from-file");
     assert_eq!(c.kafka.topics, ["t1", "t2"]);
-    assert_eq!(c.output.dir, Path::new("/env/out"));
+    assert_eq!(c.output.url, "/env/out", "OMNIMETER_OUTPUT_DIR, the older name, still works");
     assert_eq!(c.engine.gap, DurationMs(2 * 3_600_000));
     assert_eq!(c.engine.max_path, 7);
     assert_eq!(c.metrics.addr, "127.0.0.1:0");
@@ -270,7 +280,7 @@ fn other_values_are_checked() {
         assert!(e.starts_with("kafka.brokers = "), "{bad}: {e}");
     }
     assert!(file_err("[kafka]\ngroup = \" \"\n").starts_with("kafka.group = \"\": expected a consumer group id"));
-    assert!(file_err("[output]\ndir = \"\"\n").starts_with("output.dir = \"\": expected a directory path"));
+    assert!(file_err("[output]\ndir = \"\"\n").starts_with("output.url = \"\": expected a directory path"));
     assert!(
         file_err("[output]\nflush_interval = \"0s\"\n")
             .starts_with("output.flush_interval = 0ms: expected a duration above zero")
@@ -384,4 +394,147 @@ fn a_metrics_port_alone_binds_loopback() {
     assert_eq!(at(":9898"), Some(SocketAddr::from(([127, 0, 0, 1], 9898))));
     assert_eq!(at("0.0.0.0:9898"), Some(SocketAddr::from(([0, 0, 0, 0], 9898))));
     assert_eq!(at("nowhere"), None);
+}
+
+#[test]
+fn output_urls_are_paths_file_urls_or_buckets() {
+    let parse = OutputLocation::parse;
+    let local = |p: &str| Ok(OutputLocation::Local(p.into()));
+    let s3 = |b: &str, p: &str| Ok(OutputLocation::S3 { bucket: b.to_owned(), prefix: p.to_owned() });
+    assert_eq!(parse("./out"), local("./out"));
+    assert_eq!(parse("/var/lib/omnimeter"), local("/var/lib/omnimeter"));
+    assert_eq!(parse("file:///var/lib/omni%20meter"), local("/var/lib/omni meter"));
+    assert_eq!(parse("file://localhost/tmp/x"), local("/tmp/x"));
+    assert_eq!(parse("s3://omni-out"), s3("omni-out", ""));
+    assert_eq!(parse("s3://omni-out/"), s3("omni-out", ""));
+    assert_eq!(parse("s3://omni.out-1/team/prod/"), s3("omni.out-1", "team/prod"));
+    assert_eq!(parse("S3://omni-out/a"), s3("omni-out", "a"), "the scheme is case-insensitive");
+    for bad in [
+        "",
+        " ",
+        "gs://bucket/x",
+        "s3:/bucket/x",
+        "file:/tmp/x",
+        "file://tmp/x",
+        "file:///tmp/%zz",
+        "s3://",
+        "s3://ab",
+        "s3://Upper-Case",
+        "s3://under_score/x",
+        "s3://-dash/x",
+        "s3://a..b/x",
+        "s3://bucket/a//b",
+        "s3://bucket/a/../b",
+        "s3://bucket/a?versionId=1",
+    ] {
+        assert!(parse(bad).is_err(), "{bad:?} accepted as {:?}", parse(bad));
+    }
+}
+
+#[test]
+fn a_bad_output_url_is_one_line_naming_the_key_and_the_form() {
+    assert_eq!(
+        file_err("[output]\nurl = \"gs://b/x\"\n"),
+        "output.url = \"gs://b/x\": expected a directory path like \"./omnimeter-out\", file:///absolute/path or s3://bucket/prefix"
+    );
+    let e = env_err(&[("OMNIMETER_OUTPUT_URL", "s3://Bad_Bucket/x")]);
+    assert!(
+        e.starts_with("output.url = \"s3://Bad_Bucket/x\": expected s3://bucket/prefix, with a bucket name of 3 to 63"),
+        "{e}"
+    );
+    assert!(
+        file_err("[output]\nurl = \"file://relative\"\n").contains("expected file:///absolute/path (three slashes")
+    );
+    assert_eq!(
+        file_err("[output]\ndir = \"/a\"\nurl = \"/b\"\n"),
+        "cfg.toml: output.dir: output.url is set too: keep output.url (output.dir is its older name)"
+    );
+    assert_eq!(
+        env_err(&[("OMNIMETER_OUTPUT_DIR", "/a"), ("OMNIMETER_OUTPUT_URL", "/b")]),
+        "OMNIMETER_OUTPUT_URL: output.url: also set by OMNIMETER_OUTPUT_DIR: set one of them"
+    );
+    let e = file_err("[output.s3]\nendpoint = 9000\n");
+    assert_eq!(e, "cfg.toml: output.s3.endpoint: invalid type: integer `9000`, expected a string");
+    let e = file_err("[output.s3]\nbucket = \"x\"\n");
+    assert!(e.starts_with("cfg.toml: unknown key output.s3.bucket (expected one of endpoint, region,"), "{e}");
+}
+
+#[test]
+fn s3_settings_come_from_the_file_then_omnimeter_variables_then_aws_variables() {
+    let f = file("[output]\nurl = \"s3://omni-out/prod\"\n[output.s3]\nregion = \"eu-west-1\"\nendpoint = \"\"\n");
+    let env = vars(&[
+        ("AWS_REGION", "us-west-2"),
+        ("AWS_DEFAULT_REGION", "ap-south-1"),
+        ("AWS_ENDPOINT_URL", "https://generic.example.com"),
+        ("AWS_ENDPOINT_URL_S3", "https://s3.example.com"),
+        ("AWS_ACCESS_KEY_ID", "AKIDAWS"),
+        ("AWS_SECRET_ACCESS_KEY", "aws-secret"),
+        ("OMNIMETER_OUTPUT_S3_ACCESS_KEY_ID", "AKIDOMNI"),
+        ("OMNIMETER_OUTPUT_S3_SECRET_ACCESS_KEY", "omni-secret"),
+    ]);
+    let c = Config::load(Some(f.path()), env).expect("loads");
+    assert_eq!(
+        c.output.location().expect("valid"),
+        OutputLocation::S3 { bucket: "omni-out".into(), prefix: "prod".into() }
+    );
+    let s3 = &c.output.s3;
+    assert_eq!(s3.region, "eu-west-1", "the file beats AWS_REGION");
+    assert_eq!(
+        s3.endpoint, "https://s3.example.com",
+        "an empty key is unset: AWS_ENDPOINT_URL_S3 beats AWS_ENDPOINT_URL"
+    );
+    assert_eq!(s3.access_key_id, "AKIDOMNI", "OMNIMETER_* beats AWS_*");
+    assert_eq!(s3.secret_access_key.get(), Some("omni-secret"));
+    assert_eq!(s3.session_token.get(), None);
+    assert!(!s3.allow_http);
+
+    let env = vars(&[
+        ("OMNIMETER_OUTPUT_URL", "s3://omni-out"),
+        ("AWS_DEFAULT_REGION", "ap-south-1"),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "AKIDAWS"),
+        ("AWS_SECRET_ACCESS_KEY", "aws-secret"),
+        ("AWS_SESSION_TOKEN", "tok"),
+    ]);
+    let c = Config::load(None, env).expect("loads");
+    let s3 = &c.output.s3;
+    assert_eq!((s3.region.as_str(), s3.endpoint.as_str()), ("ap-south-1", "http://127.0.0.1:9000"));
+    assert!(s3.allow_http);
+    assert_eq!((s3.access_key_id.as_str(), s3.secret_access_key.get()), ("AKIDAWS", Some("aws-secret")));
+    assert_eq!(s3.session_token.get(), Some("tok"));
+    assert!(
+        !format!("{c:?}").contains("aws-secret") && !format!("{c:?}").contains("tok\""),
+        "secrets stay out of Debug"
+    );
+
+    let e = env_err(&[("AWS_ALLOW_HTTP", "maybe")]);
+    assert_eq!(e, "AWS_ALLOW_HTTP=maybe: expected true or false");
+    let c = Config::load(None, vars(&[("OMNIMETER_OUTPUT_S3_ALLOW_HTTP", "1")])).expect("a bool");
+    assert!(c.output.s3.allow_http);
+}
+
+#[test]
+fn s3_settings_are_checked_for_a_bucket_only_and_secrets_are_never_echoed() {
+    // A local output ignores whatever AWS_* the environment happens to hold.
+    Config::load(None, vars(&[("AWS_ENDPOINT_URL", "http://x:1")])).expect("local output, S3 keys unused");
+    let bucket = ("OMNIMETER_OUTPUT_URL", "s3://omni-out/p");
+    let e = env_err(&[bucket, ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")]);
+    assert_eq!(
+        e,
+        "output.s3.endpoint = \"http://127.0.0.1:9000\": expected an https:// URL, or output.s3.allow_http = true (AWS_ALLOW_HTTP=true) for plain HTTP"
+    );
+    let e = env_err(&[bucket, ("OMNIMETER_OUTPUT_S3_ENDPOINT", "minio:9000")]);
+    assert!(e.starts_with("output.s3.endpoint = \"minio:9000\": expected a URL like"), "{e}");
+    let e = env_err(&[bucket, ("AWS_SECRET_ACCESS_KEY", "hush-hush")]);
+    assert!(e.starts_with("output.s3.access_key_id = \"\": expected a key id with"), "{e}");
+    let e = env_err(&[bucket, ("AWS_ACCESS_KEY_ID", "AKID")]);
+    assert!(e.starts_with("output.s3.secret_access_key = \"\": expected a secret key with"), "{e}");
+    let e = env_err(&[
+        bucket,
+        ("OMNIMETER_OUTPUT_S3_SECRET_ACCESS_KEY", "hush-hush"),
+        ("OMNIMETER_OUTPUT_S3_ACCESS_KEY_ID", ""),
+    ]);
+    assert!(!e.contains("hush-hush"), "{e}");
+    Config::load(None, vars(&[bucket])).expect("no keys: the instance's role");
 }

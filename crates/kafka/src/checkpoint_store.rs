@@ -1,12 +1,13 @@
 //! Checkpoints live in the output store, beside the Parquet they cover:
-//! `OUT/_checkpoints/<topic>/p00003.ckpt`. Every worker of the group reads the
-//! same output, so a partition moved to another worker resumes from there; and
-//! the Parquet files and the checkpoint that covers them share one durability
-//! domain (see docs/operations.md for why not a Kafka changelog topic).
+//! `OUT/_checkpoints/<topic>/p00003.ckpt`, in a local directory or the bucket.
+//! Every worker of the group reads the same output, so a partition moved to
+//! another worker (on another host, too) resumes from there; and the Parquet files
+//! and the checkpoint that covers them share one durability domain (see
+//! docs/operations.md for why not a Kafka changelog topic).
 
-use std::fs::{self, File};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+
+use omnimeter_parquet::{Store, StoreError};
 
 const MAGIC: &[u8; 8] = b"OMCKPT02";
 
@@ -26,35 +27,32 @@ pub struct Checkpoint {
     pub engine: Vec<u8>,
 }
 
+/// The checkpoints of one topic's partitions. Errors are `io::Error`s whose
+/// message names the file or `s3://` object.
 #[derive(Debug, Clone)]
 pub struct CheckpointStore {
-    dir: PathBuf,
-}
-
-fn io_at(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
-    move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+    store: Store,
+    /// `_checkpoints/<topic>`: a folder key under the output root.
+    dir: String,
 }
 
 impl CheckpointStore {
-    pub fn new(dir: impl Into<PathBuf>) -> io::Result<Self> {
-        let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(io_at(&dir))?;
-        Ok(CheckpointStore { dir })
+    pub fn new(store: Store, topic: &str) -> Self {
+        CheckpointStore { store, dir: format!("_checkpoints/{topic}") }
     }
 
-    fn path(&self, partition: i32) -> PathBuf {
-        self.dir.join(format!("p{partition:05}.ckpt"))
+    fn key(&self, partition: i32) -> String {
+        format!("{}/p{partition:05}.ckpt", self.dir)
     }
 
     /// Reads a partition's checkpoint; `None` when it never had one.
     pub fn load(&self, partition: i32) -> io::Result<Option<Checkpoint>> {
-        let path = self.path(partition);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_at(&path)(e)),
+        let key = self.key(partition);
+        let Some(bytes) = self.store.get(&key).map_err(StoreError::into_io)? else {
+            return Ok(None);
         };
-        let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {what}", path.display()));
+        let bad =
+            |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {what}", self.store.location(&key)));
         if bytes.len() < 33 || &bytes[..8] != MAGIC {
             return Err(bad("not an omnimeter checkpoint"));
         }
@@ -74,34 +72,35 @@ impl CheckpointStore {
         }))
     }
 
-    /// Writes a checkpoint durably and atomically: temp file, fsync, rename, fsync the folder.
+    /// Writes a checkpoint durably and atomically, whole: locally a temp file that
+    /// is fsynced and renamed over the old one, in a bucket a single PUT.
     pub fn save(&self, partition: i32, cp: &Checkpoint) -> io::Result<()> {
-        let path = self.path(partition);
-        let tmp = self.dir.join(format!(".p{partition:05}.ckpt.tmp"));
         let mut body = Vec::with_capacity(9 + cp.engine.len());
         body.extend_from_slice(&cp.next_offset.to_le_bytes());
         body.push(u8::from(cp.closed));
         body.extend_from_slice(&cp.resume_offset.to_le_bytes());
         body.extend_from_slice(&cp.engine);
-        let mut f = File::create(&tmp).map_err(io_at(&tmp))?;
-        f.write_all(MAGIC).map_err(io_at(&tmp))?;
-        f.write_all(&xxhash_rust::xxh3::xxh3_64(&body).to_le_bytes()).map_err(io_at(&tmp))?;
-        f.write_all(&body).map_err(io_at(&tmp))?;
-        f.sync_all().map_err(io_at(&tmp))?;
-        drop(f);
-        fs::rename(&tmp, &path).map_err(io_at(&path))?;
-        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io_at(&self.dir))
+        let mut bytes = Vec::with_capacity(16 + body.len());
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&body).to_le_bytes());
+        bytes.extend_from_slice(&body);
+        self.store.put(&self.key(partition), bytes).map_err(StoreError::into_io)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
+    use omnimeter_parquet::Output;
+
     use super::*;
 
     #[test]
     fn round_trip_and_corruption_is_detected() {
         let dir = tempfile::tempdir().unwrap();
-        let store = CheckpointStore::new(dir.path().join("ck/topic")).unwrap();
+        let root = Store::open(&Output::Local(dir.path().join("ck"))).unwrap();
+        let store = CheckpointStore::new(root, "topic");
         assert_eq!(store.load(3).unwrap(), None);
         let cp = Checkpoint { next_offset: 1234, closed: true, resume_offset: 1000, engine: vec![1, 2, 3, 250] };
         store.save(3, &cp).unwrap();
@@ -109,16 +108,17 @@ mod tests {
         let cp2 = Checkpoint { next_offset: 2000, closed: false, resume_offset: 2000, engine: vec![9; 1000] };
         store.save(3, &cp2).unwrap();
         assert_eq!(store.load(3).unwrap(), Some(cp2));
-        let path = dir.path().join("ck/topic/p00003.ckpt");
+        let path = dir.path().join("ck/_checkpoints/topic/p00003.ckpt");
         let mut bytes = fs::read(&path).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         fs::write(&path, &bytes).unwrap();
-        assert!(store.load(3).unwrap_err().to_string().contains("checksum mismatch"));
+        let err = store.load(3).unwrap_err().to_string();
+        assert!(err.contains("checksum mismatch") && err.contains(&path.display().to_string()), "{err}");
         fs::write(&path, b"nonsense").unwrap();
         assert!(store.load(3).is_err());
         assert!(
-            fs::read_dir(dir.path().join("ck/topic")).unwrap().all(|e| !e
+            fs::read_dir(dir.path().join("ck/_checkpoints/topic")).unwrap().all(|e| !e
                 .unwrap()
                 .file_name()
                 .to_string_lossy()

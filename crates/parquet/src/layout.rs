@@ -2,8 +2,6 @@
 //! timestamp, and file names derived from the source position so that a replayed
 //! batch lands on the same names.
 
-use std::path::{Path, PathBuf};
-
 use omnimeter_engine::time::civil_from_days;
 
 const MS_PER_HOUR: i64 = 3_600_000;
@@ -14,11 +12,22 @@ pub(crate) fn hour_of(ms: i64) -> i64 {
     ms.div_euclid(MS_PER_HOUR)
 }
 
-/// `root/<table>/date=YYYY-MM-DD/hour=HH` for an hour from [`hour_of`].
-pub(crate) fn hour_dir(root: &Path, table: &str, hour: i64) -> PathBuf {
+/// The folder key `<table>/date=YYYY-MM-DD/hour=HH` of an hour from [`hour_of`].
+pub(crate) fn hour_dir(table: &str, hour: i64) -> String {
     let (y, m, d) = civil_from_days(hour.div_euclid(24));
     let h = hour.rem_euclid(24);
-    root.join(table).join(format!("date={y:04}-{m:02}-{d:02}")).join(format!("hour={h:02}"))
+    format!("{table}/date={y:04}-{m:02}-{d:02}/hour={h:02}")
+}
+
+/// The file name of a key `<table>/date=…/hour=…/<name>` under `table`; `None`
+/// for anything else, so foreign files in the tree are never touched.
+pub(crate) fn file_in_hour<'k>(key: &'k str, table: &str) -> Option<&'k str> {
+    let mut parts = key.split('/');
+    let ok = parts.next() == Some(table)
+        && parts.next().is_some_and(|p| p.starts_with("date="))
+        && parts.next().is_some_and(|p| p.starts_with("hour="));
+    let name = parts.next()?;
+    (ok && parts.next().is_none()).then_some(name)
 }
 
 /// `p{partition:05}-o{offset:020}.parquet`: zero-padded so names sort by position.
@@ -30,12 +39,6 @@ pub(crate) fn file_name(partition: i32, first_offset: i64, closing: bool) -> Str
     format!("p{partition:05}-o{first_offset:020}{end}.parquet")
 }
 
-/// Temp name in the same directory: the leading dot hides it from `**/*.parquet`
-/// globs and from Hive-style readers, which skip dot and underscore files.
-pub(crate) fn temp_name(final_name: &str) -> String {
-    format!(".{final_name}.tmp")
-}
-
 /// A file name this sink produced, recognised for cleanup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Named {
@@ -45,7 +48,7 @@ pub(crate) struct Named {
     pub(crate) temp: bool,
 }
 
-/// Parses a name made by [`file_name`] or [`temp_name`]; anything else is `None`
+/// Parses a name made by [`file_name`] or its [`crate::store::temp_name`]; anything else is `None`
 /// so foreign files in the tree are never touched.
 pub(crate) fn parse_name(name: &str) -> Option<Named> {
     let (name, temp) = match name.strip_prefix('.') {
@@ -68,9 +71,10 @@ pub(crate) fn parse_name(name: &str) -> Option<Named> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::temp_name;
 
     fn dir(ms: i64) -> String {
-        hour_dir(Path::new("r"), "t", hour_of(ms)).to_string_lossy().into_owned()
+        format!("r/{}", hour_dir("t", hour_of(ms)))
     }
 
     #[test]
@@ -105,6 +109,12 @@ mod tests {
         assert_eq!(parse_name(&end).map(|n| (n.first_offset, n.closing)), Some((42, true)));
         let big = file_name(123_456, i64::MAX, false);
         assert_eq!(parse_name(&big).map(|n| n.first_offset), Some(i64::MAX));
+        assert_eq!(file_in_hour("t/date=2024-02-29/hour=13/x.parquet", "t"), Some("x.parquet"));
+        for not_in_hour in
+            ["t/x.parquet", "t/date=1/x", "u/date=1/hour=2/x", "t/date=1/hour=2/sub/x", "t/hour=1/date=2/x"]
+        {
+            assert_eq!(file_in_hour(not_in_hour, "t"), None, "{not_in_hour}");
+        }
         for foreign in
             ["part-0.parquet", "p1-o2.parquet.bak", ".p1-o2.parquet", "p-1-o2.parquet", "p1-o+2.parquet", "_SUCCESS"]
         {

@@ -1,15 +1,14 @@
 //! The Parquet sink of SPEC §4: writes a batch of engine [`Rows`] as one file per
 //! table and UTC hour under `ROOT/<table>/date=YYYY-MM-DD/hour=HH/`, named after the
-//! batch's source position and published atomically, so replays overwrite rather than duplicate.
+//! batch's source position and published atomically, so replays overwrite rather than
+//! duplicate. ROOT is a local directory or an S3 bucket and prefix ([`Store`]).
 
 mod layout;
 mod schema;
+mod store;
 mod writer;
 
-use std::collections::{BTreeMap, HashSet};
-use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
 
 use arrow_schema::ArrowError;
 use omnimeter_engine::{Rows, TABLES};
@@ -17,22 +16,20 @@ use parquet::basic::Compression;
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 
+pub use store::{Output, S3Output, Store, StoreError};
+
 /// Rows per row group: large enough for good compression and scans, small enough
 /// that readers can parallelise over big hourly files.
 const MAX_ROW_GROUP_ROWS: usize = 128 * 1024;
 
-/// Past this many remembered folders we forget them all; re-checking a folder
-/// costs three fsyncs, an unbounded set would cost memory forever.
-const MAX_KNOWN_DIRS: usize = 4096;
-
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("parquet sink I/O failed on {}", path.display())]
-    Io { path: PathBuf, source: io::Error },
-    #[error("cannot write parquet file {}", path.display())]
-    Parquet { path: PathBuf, source: ParquetError },
-    #[error("cannot build the arrow batch for {}", path.display())]
-    Arrow { path: PathBuf, source: ArrowError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot encode parquet file {location}")]
+    Parquet { location: String, source: ParquetError },
+    #[error("cannot build the arrow batch for {location}")]
+    Arrow { location: String, source: ArrowError },
     #[error("negative source position (partition {partition}, offset {offset}) cannot name a parquet file")]
     NegativePosition { partition: i32, offset: i64 },
 }
@@ -45,41 +42,42 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct WriteReport {
     pub files: [usize; TABLES.len()],
     pub rows: [usize; TABLES.len()],
-    /// Final paths of every published file, in table order then hour order.
-    pub paths: Vec<PathBuf>,
+    /// Keys (`<table>/date=…/hour=…/<name>.parquet`, relative to the output root) of
+    /// every published file, in table order then hour order.
+    pub keys: Vec<String>,
 }
 
 /// Writes row batches under one output root.
 #[derive(Debug)]
 pub struct ParquetSink {
-    root: PathBuf,
+    store: Store,
     props: WriterProperties,
-    /// Hour folders created (and made durable) by this sink, so that is done once.
-    known_dirs: HashSet<PathBuf>,
 }
 
 impl ParquetSink {
-    /// Creates `root` if needed and checks that files can be created in it, so a
-    /// bad output path fails at start-up rather than at the first flush.
-    pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
-        let root = root.into();
-        fs::create_dir_all(&root).map_err(|source| Error::Io { path: root.clone(), source })?;
-        // Unique per sink: several workers (processes, or threads of one demo) may share one root.
-        static SINKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = SINKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let probe = root.join(format!(".omnimeter-write-probe-{}-{n}", std::process::id()));
-        fs::File::create(&probe)
-            .and_then(|_| fs::remove_file(&probe))
-            .map_err(|source| Error::Io { path: probe, source })?;
+    /// Opens `output` (creating a local root if needed) and checks that files can
+    /// be created in it, so a bad output fails at start-up rather than at the first flush.
+    pub fn new(output: impl Into<Output>) -> Result<Self> {
+        Self::with_store(Store::open(&output.into())?)
+    }
+
+    /// A sink over an opened store (shared with the checkpoints of a worker).
+    pub fn with_store(store: Store) -> Result<Self> {
+        store.probe()?;
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
             .build();
-        Ok(ParquetSink { root, props, known_dirs: HashSet::new() })
+        Ok(ParquetSink { store, props })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// Where the files go.
+    pub fn output(&self) -> &Output {
+        self.store.output()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Writes `rows`, which came from `partition` starting at `first_offset`, as one
@@ -129,32 +127,16 @@ impl ParquetSink {
             by_hour.entry(layout::hour_of(ts(row))).or_default().push(row);
         }
         for (hour, group) in by_hour {
-            let dir = layout::hour_dir(&self.root, TABLES[table], hour);
-            self.ensure_dir(&dir)?;
-            let batch = build(&group).map_err(|source| Error::Arrow { path: dir.join(&out.name), source })?;
-            let path = writer::publish(&dir, &out.name, &batch, &self.props)?;
+            let key = format!("{}/{}", layout::hour_dir(TABLES[table], hour), out.name);
+            let location = || self.store.location(&key);
+            let batch = build(&group).map_err(|source| Error::Arrow { location: location(), source })?;
+            let bytes = writer::encode(&batch, &self.props)
+                .map_err(|source| Error::Parquet { location: location(), source })?;
+            self.store.put(&key, bytes)?;
             out.report.files[table] += 1;
             out.report.rows[table] += group.len();
-            out.report.paths.push(path);
+            out.report.keys.push(key);
         }
-        Ok(())
-    }
-
-    /// Creates an hour folder and fsyncs its parents, so that after a crash a
-    /// published file is not lost with a folder entry that never reached disk.
-    fn ensure_dir(&mut self, dir: &Path) -> Result<()> {
-        if self.known_dirs.contains(dir) {
-            return Ok(());
-        }
-        fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
-        // date folder, table folder, root
-        for parent in dir.ancestors().skip(1).take(3) {
-            writer::sync_dir(parent)?;
-        }
-        if self.known_dirs.len() >= MAX_KNOWN_DIRS {
-            self.known_dirs.clear();
-        }
-        self.known_dirs.insert(dir.to_path_buf());
         Ok(())
     }
 
@@ -164,14 +146,30 @@ impl ParquetSink {
     /// committed, before replaying them. A closing batch at exactly `from_offset`
     /// is kept when `closed_at_from` (the checkpoint says it was committed).
     /// Returns how many files were deleted.
+    ///
+    /// It lists each table's files once: in a bucket, one request per 1,000 objects.
     pub fn remove_from(&self, partition: i32, from_offset: i64, closed_at_from: bool) -> Result<usize> {
         let mut removed = 0;
         for table in TABLES {
-            for date in subdirs(&self.root.join(table), "date=")? {
-                for hour in subdirs(&date, "hour=")? {
-                    removed += remove_in(&hour, partition, from_offset, closed_at_from)?;
-                }
-            }
+            let doomed: Vec<String> = self
+                .store
+                .list(table)?
+                .into_iter()
+                .filter(|key| {
+                    let Some(named) = layout::file_in_hour(key, table).and_then(layout::parse_name) else {
+                        return false;
+                    };
+                    // Any temp of the partition is stale: recovery runs before writing resumes.
+                    let uncommitted = if named.closing && named.first_offset == from_offset {
+                        !closed_at_from
+                    } else {
+                        named.first_offset >= from_offset
+                    };
+                    named.partition == partition && (named.temp || uncommitted)
+                })
+                .collect();
+            self.store.delete(&doomed)?;
+            removed += doomed.len();
         }
         Ok(removed)
     }
@@ -183,50 +181,7 @@ struct Out {
     report: WriteReport,
 }
 
-/// Folders in `dir` named `prefix…`; a missing `dir` just has none.
-fn subdirs(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
-    let io_err = |source| Error::Io { path: dir.to_path_buf(), source };
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err(e)),
-    };
-    let mut found = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(io_err)?;
-        let is_dir = entry.file_type().map_err(io_err)?.is_dir();
-        if is_dir && entry.file_name().to_str().is_some_and(|n| n.starts_with(prefix)) {
-            found.push(entry.path());
-        }
-    }
-    Ok(found)
-}
-
-fn remove_in(dir: &Path, partition: i32, from_offset: i64, closed_at_from: bool) -> Result<usize> {
-    let io_err = |path: &Path, source| Error::Io { path: path.to_path_buf(), source };
-    let mut removed = 0;
-    for entry in fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
-        let entry = entry.map_err(|e| io_err(dir, e))?;
-        let Some(named) = entry.file_name().to_str().and_then(layout::parse_name) else {
-            continue;
-        };
-        // Any temp of the partition is stale: recovery runs before writing resumes.
-        let uncommitted = if named.closing && named.first_offset == from_offset {
-            !closed_at_from
-        } else {
-            named.first_offset >= from_offset
-        };
-        if named.partition == partition && (named.temp || uncommitted) {
-            let path = entry.path();
-            fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
-            removed += 1;
-        }
-    }
-    if removed > 0 {
-        writer::sync_dir(dir)?;
-    }
-    Ok(removed)
-}
-
+#[cfg(test)]
+mod s3_tests;
 #[cfg(test)]
 mod tests;

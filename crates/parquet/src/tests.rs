@@ -1,7 +1,8 @@
 //! Sink-level tests: write real files into a temp dir and read them back.
 
 use std::error::Error as StdError;
-use std::fs::File;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -50,7 +51,7 @@ fn journey(end_ts: i64, journey_id: Option<&str>, fcr: Option<bool>) -> JourneyR
 }
 
 /// Every table populated; journeys and rejected span two hours each.
-fn sample() -> Rows {
+pub(crate) fn sample() -> Rows {
     Rows {
         journeys: vec![journey(T0, Some("j-1"), Some(true)), journey(T0 + HOUR, None, None)],
         activity: vec![ActivityRow {
@@ -160,7 +161,9 @@ fn files(dir: &Path) -> Vec<String> {
 #[test]
 fn writes_hive_layout_and_reads_back() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let mut sink = ParquetSink::new(tmp.path().join("out"))?;
+    let root = tmp.path().join("out");
+    let mut sink = ParquetSink::new(&root)?;
+    assert_eq!(sink.output(), &Output::Local(root.clone()));
     let report = sink.write_batch(&sample(), 0, 10)?;
 
     assert_eq!(report.files, [2, 1, 1, 1, 1, 1, 1, 2]);
@@ -181,17 +184,13 @@ fn writes_hive_layout_and_reads_back() -> TestResult {
     .iter()
     .map(|d| format!("{d}/{name}"))
     .collect();
-    let published: Vec<String> = report
-        .paths
-        .iter()
-        .map(|p| p.strip_prefix(sink.root()).map(|r| r.to_string_lossy().into_owned()))
-        .collect::<std::result::Result<_, _>>()?;
-    assert_eq!(published, expected, "report order: table, then hour");
+    assert_eq!(report.keys, expected, "report order: table, then hour");
     expected.sort();
-    assert_eq!(files(sink.root()), expected, "nothing but the published files");
+    assert_eq!(files(&root), expected, "nothing but the published files");
+    let paths: Vec<PathBuf> = report.keys.iter().map(|k| root.join(k)).collect();
 
     // journeys: types, Parquet logical timestamp, values, nulls
-    let (batch, parquet_schema) = read(&report.paths[0])?;
+    let (batch, parquet_schema) = read(&paths[0])?;
     let ts_type = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
     let schema = batch.schema();
     let types: Vec<(&str, &DataType, bool)> =
@@ -214,39 +213,39 @@ fn writes_hive_layout_and_reads_back() -> TestResult {
     assert!(col(&batch, "first_contact_resolution").as_boolean().value(0));
     assert_eq!(col(&batch, "unanswered_contacts").as_primitive::<Int64Type>().value(0), 1);
 
-    let (batch, _) = read(&report.paths[1])?;
+    let (batch, _) = read(&paths[1])?;
     assert!(col(&batch, "journey_id").is_null(0));
     assert!(col(&batch, "resolution_ms").is_null(0));
     assert!(col(&batch, "first_contact_resolution").is_null(0));
 
-    let (batch, _) = read(&report.paths[2])?;
+    let (batch, _) = read(&paths[2])?;
     let names: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
     assert_eq!(names, ["window_start", "partition", "channel", "type", "events"]);
     assert_eq!(col(&batch, "window_start").data_type(), &ts_type);
     assert_eq!(col(&batch, "type").as_string::<i32>().value(0), "request_opened");
     assert_eq!(col(&batch, "partition").as_primitive::<Int32Type>().value(0), 0);
 
-    let (batch, _) = read(&report.paths[4])?;
+    let (batch, _) = read(&paths[4])?;
     assert_eq!(col(&batch, "resolution_ms_p99").data_type(), &DataType::Int64);
     assert!(col(&batch, "resolution_ms_p99").is_null(0));
     assert_eq!(col(&batch, "conversion_value").as_primitive::<Float64Type>().value(0), 99.5);
 
-    let (batch, _) = read(&report.paths[6])?;
+    let (batch, _) = read(&paths[6])?;
     assert!(col(&batch, "step").is_null(0));
     assert_eq!(col(&batch, "kind").as_string::<i32>().value(0), "drop_off");
 
-    let (batch, _) = read(&report.paths[7])?;
+    let (batch, _) = read(&paths[7])?;
     assert_eq!(col(&batch, "model").as_string::<i32>().value(0), "linear");
     assert_eq!(col(&batch, "conversions").as_primitive::<Float64Type>().value(0), 0.5);
 
     // rejected at 1970: non-UTF-8 bytes survive in `raw`, `raw_text` is null
-    let (batch, _) = read(&report.paths[8])?;
+    let (batch, _) = read(&paths[8])?;
     assert_eq!(col(&batch, "raw").data_type(), &DataType::Binary);
     assert_eq!(col(&batch, "raw").as_binary::<i32>().value(0), [0xff, 0xfe, b'x']);
     assert!(col(&batch, "raw_text").is_null(0));
     assert_eq!(col(&batch, "reason").as_string::<i32>().value(0), "invalid_json");
     assert_eq!(col(&batch, "offset").as_primitive::<Int64Type>().value(0), 12);
-    let (batch, _) = read(&report.paths[9])?;
+    let (batch, _) = read(&paths[9])?;
     assert_eq!(col(&batch, "raw_text").as_string::<i32>().value(0), r#"{"ts":1}"#);
     Ok(())
 }
@@ -309,7 +308,7 @@ fn closing_batches_have_their_own_names_and_survive_when_committed() -> TestResu
     let mut sink = ParquetSink::new(tmp.path())?;
     sink.write_batch(&sample(), 0, 100)?;
     let report = sink.write_closing_batch(&sample(), 0, 100)?;
-    assert!(report.paths.iter().all(|p| p.to_string_lossy().ends_with("p00000-o00000000000000000100-end.parquet")));
+    assert!(report.keys.iter().all(|k| k.ends_with("p00000-o00000000000000000100-end.parquet")));
     assert_eq!(files(tmp.path()).len(), 20, "a closing batch does not replace the regular batch at the same offset");
     assert_eq!(sink.remove_from(0, 100, true)?, 10, "committed close at 100 kept, regular batch at 100 dropped");
     assert_eq!(sink.remove_from(0, 100, false)?, 10, "an uncommitted close is dropped too");
@@ -330,7 +329,7 @@ fn new_fails_when_root_cannot_be_created() -> TestResult {
     let file = tmp.path().join("a-file");
     fs::write(&file, b"")?;
     let err = ParquetSink::new(file.join("out")).err().ok_or("expected an error")?;
-    assert!(matches!(err, Error::Io { .. }));
+    assert!(matches!(err, Error::Store(StoreError::Io { op: "create", .. })), "{err:?}");
     assert!(err.to_string().contains("a-file"), "{err}");
     Ok(())
 }
@@ -359,4 +358,22 @@ fn sinks_opened_at_once_in_one_process_do_not_trip_over_each_others_probe() {
             r.unwrap();
         }
     }
+}
+
+#[test]
+fn local_store_publishes_whole_objects_in_new_folders_and_misses_cleanly() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let store = Store::open(&Output::from(tmp.path()))?;
+    assert_eq!(store.get("_checkpoints/t/p00000.ckpt")?, None, "nothing yet, not an error");
+    store.put("_checkpoints/t/p00000.ckpt", b"one".to_vec())?;
+    store.put("_checkpoints/t/p00000.ckpt", b"two".to_vec())?;
+    assert_eq!(fs::read(tmp.path().join("_checkpoints/t/p00000.ckpt"))?, b"two");
+    assert_eq!(store.get("_checkpoints/t/p00000.ckpt")?.as_deref(), Some(&b"two"[..]));
+    assert_eq!(files(tmp.path()), ["_checkpoints/t/p00000.ckpt"], "no temp left beside it");
+    fs::write(tmp.path().join("_checkpoints/t/.p00001.ckpt.tmp"), b"crashed")?;
+    assert_eq!(store.list("_checkpoints")?, ["_checkpoints/t/.p00001.ckpt.tmp", "_checkpoints/t/p00000.ckpt"]);
+    store.delete(&["_checkpoints/t/.p00001.ckpt.tmp".to_owned(), "gone/already".to_owned()])?;
+    assert_eq!(store.list("")?, ["_checkpoints/t/p00000.ckpt"]);
+    assert_eq!(store.location("a/b"), tmp.path().join("a/b").display().to_string());
+    Ok(())
 }
