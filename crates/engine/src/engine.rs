@@ -186,6 +186,10 @@ impl KeyTable {
         i
     }
 
+    fn slot(&self, i: u32) -> Option<&KeySlot> {
+        self.slots.get(i as usize).and_then(Option::as_ref)
+    }
+
     fn get_mut(&mut self, i: u32) -> &mut KeySlot {
         self.slots[i as usize].as_mut().expect("buffered events keep their slot")
     }
@@ -341,8 +345,10 @@ impl PartitionEngine {
             }
             self.deadlines.pop();
             let gap = self.gap_of(key);
-            let slot = self.keys.get_mut(key);
-            let Some(j) = slot.journey.as_ref().filter(|j| j.serial == serial) else { continue };
+            // The serial tells a stale entry (its journey already closed) from the live one.
+            let Some(j) = self.keys.slot(key).and_then(|s| s.journey.as_ref()).filter(|j| j.serial == serial) else {
+                continue;
+            };
             let now = j.state.last_ts.saturating_add(gap);
             if now <= wm {
                 self.close(key);
@@ -354,8 +360,8 @@ impl PartitionEngine {
         self.windows.emit_activity(Some(wm), &self.names, self.partition, &mut self.ready);
     }
 
-    fn gap_of(&mut self, key: u32) -> i64 {
-        if self.keys.get_mut(key).journey_id.is_some() { self.cfg.thread_gap.0 } else { self.cfg.gap.0 }
+    fn gap_of(&self, key: u32) -> i64 {
+        if self.keys.slot(key).is_some_and(|s| s.journey_id.is_some()) { self.cfg.thread_gap.0 } else { self.cfg.gap.0 }
     }
 
     fn fold(&mut self, p: Pending) {

@@ -10,11 +10,12 @@
 
 use std::collections::VecDeque;
 
-use hashbrown::HashSet;
+use hashbrown::{HashMap, HashSet};
 
 use crate::event::EventType;
 use crate::names::{NO_NAME, NameId};
 use crate::rows::{FrictionKind, Outcome};
+use crate::time::{MAX_TS_MS, MIN_TS_MS};
 
 /// A processed event as a journey sees it: interned names, no strings.
 #[derive(Debug, Clone, Copy)]
@@ -116,6 +117,14 @@ impl SeenIds {
     }
 }
 
+/// Counters of a restored journey must be below this: far above anything a
+/// journey reaches (its event-id set would need tens of GiB first), and far
+/// enough from `u32::MAX` that increments cannot overflow.
+const COUNTER_LIMIT: u32 = 1 << 31;
+
+/// Distinct channels a journey looks up by scanning; past this it keeps an index.
+const SEGMENT_SCAN: usize = 16;
+
 const CONVERTED: u8 = 1;
 const RESOLVED: u8 = 2;
 const ABANDONED: u8 = 4;
@@ -140,6 +149,12 @@ pub(crate) struct JourneyState {
     path_prefix: Vec<NameId>,
     /// Segments per distinct channel, for `channels` and linear attribution.
     segment_counts: Vec<(NameId, u32)>,
+    /// Positions in `segment_counts` by channel, once it is longer than
+    /// [`SEGMENT_SCAN`]: a journey through thousands of channels (hostile input)
+    /// would otherwise scan the list at every hop, quadratic in its channels.
+    /// Derived, so not checkpointed: rebuilt on the next hop after a restore.
+    #[serde(skip)]
+    segment_index: Option<Box<HashMap<NameId, u32>>>,
     conversion_value: f64,
     by_request: Option<Resolution>,
     by_contact: Option<Resolution>,
@@ -185,6 +200,7 @@ impl JourneyState {
             segments: 0,
             path_prefix: Vec::new(),
             segment_counts: Vec::new(),
+            segment_index: None,
             conversion_value: 0.0,
             by_request: None,
             by_contact: None,
@@ -208,10 +224,7 @@ impl JourneyState {
             if self.path_prefix.len() < max_path {
                 self.path_prefix.push(s.channel);
             }
-            match self.segment_counts.iter_mut().find(|(c, _)| *c == s.channel) {
-                Some((_, n)) => *n += 1,
-                None => self.segment_counts.push((s.channel, 1)),
-            }
+            self.count_segment(s.channel);
         }
         self.events += 1;
         self.last_ts = s.ts;
@@ -269,6 +282,66 @@ impl JourneyState {
             EventType::Touch => {}
         }
         true
+    }
+
+    /// Checks a restored journey against what folding can produce, so that an
+    /// inconsistent checkpoint is refused at restore instead of panicking (an
+    /// unknown name id) or overflowing (a counter near its maximum) later.
+    pub(crate) fn check(&self, names: usize) -> Result<(), &'static str> {
+        let name = |id: NameId| (id as usize) < names;
+        let step = |id: NameId| id == NO_NAME || name(id);
+        let instant = |ts: i64| (MIN_TS_MS..=MAX_TS_MS).contains(&ts);
+        let counter = |n: u32| n < COUNTER_LIMIT;
+        if !instant(self.start_ts) || !instant(self.last_ts) || self.start_ts > self.last_ts {
+            return Err("journey timestamps out of range");
+        }
+        let resolutions = [self.by_request, self.by_contact];
+        let channels_ok = name(self.first_channel)
+            && name(self.last_channel)
+            && step(self.last_step)
+            && self.path_prefix.iter().all(|&c| name(c))
+            && self.segment_counts.iter().all(|&(c, n)| name(c) && counter(n))
+            && resolutions.iter().flatten().all(|r| name(r.opener_channel))
+            && self.awaiting_reply.iter().all(|c| name(c.channel) && step(c.step));
+        if !channels_ok {
+            return Err("journey refers to an unknown name");
+        }
+        let counters = [self.events, self.contacts, self.errors, self.unanswered, self.segments];
+        if !counters.into_iter().chain(resolutions.iter().flatten().map(|r| r.contacts)).all(counter) {
+            return Err("journey counter out of range");
+        }
+        let resolution_ok =
+            |r: &Resolution| instant(r.opener_ts) && (r.resolved_ts == NOT_RESOLVED || instant(r.resolved_ts));
+        if !resolutions.iter().flatten().all(resolution_ok) || !self.awaiting_reply.iter().all(|c| instant(c.ts)) {
+            return Err("journey timestamps out of range");
+        }
+        // NaN is not a valid value either: folding sums finite values ≥ 0 (or overflows to +∞).
+        if self.conversion_value.is_nan() || self.conversion_value < 0.0 {
+            return Err("journey conversion value is negative or NaN");
+        }
+        Ok(())
+    }
+
+    /// Counts a new segment of `channel`.
+    fn count_segment(&mut self, channel: NameId) {
+        let counts = &mut self.segment_counts;
+        if counts.len() <= SEGMENT_SCAN {
+            match counts.iter_mut().find(|(c, _)| *c == channel) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((channel, 1)),
+            }
+            return;
+        }
+        let index = self
+            .segment_index
+            .get_or_insert_with(|| Box::new(counts.iter().enumerate().map(|(i, &(c, _))| (c, i as u32)).collect()));
+        match index.get(&channel) {
+            Some(&i) => counts[i as usize].1 += 1,
+            None => {
+                index.insert(channel, counts.len() as u32);
+                counts.push((channel, 1));
+            }
+        }
     }
 
     pub(crate) fn outcome(&self) -> Outcome {
@@ -523,6 +596,32 @@ mod tests {
         for h in 0..100u64 {
             assert!(!s.insert(h));
         }
+    }
+
+    #[test]
+    fn many_channels_are_counted_through_an_index_with_the_same_result() {
+        // Regression: the per-channel segment list was scanned at every hop, so a
+        // journey through n channels cost O(n²) (20,000 channels took seconds).
+        let n = 3 * SEGMENT_SCAN as u32;
+        let evs: Vec<Step> =
+            (0..2 * n).map(|i| ev(i64::from(i), i % n, if i % 7 == 0 { Conversion } else { Touch })).collect();
+        let (j, fx) = fold(&evs, 12);
+        assert_eq!(j.segment_counts.len(), n as usize);
+        assert!(j.segment_counts.iter().enumerate().all(|(i, &(c, k))| c == i as NameId && k == 2));
+        assert_eq!((j.hops, fx.hops.len()), (i64::from(2 * n - 1), 2 * n as usize - 1));
+
+        // Restored state has no index yet: the next hop rebuilds it from the list.
+        let mut state = JourneyState::new(&evs[0]);
+        let mut fx = Recorded::default();
+        for e in &evs[..n as usize + 3] {
+            state.apply(e, 12, SLA, &mut fx);
+        }
+        let mut restored: JourneyState = postcard::from_bytes(&postcard::to_allocvec(&state).unwrap()).unwrap();
+        assert!(restored.segment_index.is_none());
+        for e in &evs[n as usize + 3..] {
+            restored.apply(e, 12, SLA, &mut fx);
+        }
+        assert_eq!(restored.close(12, &mut fx).segment_counts, j.segment_counts);
     }
 
     #[test]

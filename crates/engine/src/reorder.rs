@@ -48,6 +48,16 @@ impl<T: Ord> ReorderBuffer<T> {
     pub(crate) fn len(&self) -> usize {
         self.run.len() + self.heap.len()
     }
+
+    /// Every buffered item, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.run.iter().chain(self.heap.iter().map(|r| &r.0))
+    }
+
+    /// Whether the in-order run really is in order (checked on restore: `pop` relies on it).
+    pub(crate) fn run_is_sorted(&self) -> bool {
+        self.run.iter().zip(self.run.iter().skip(1)).all(|(a, b)| a <= b)
+    }
 }
 
 #[cfg(test)]

@@ -119,9 +119,12 @@ pub fn format_rfc3339(ms: i64) -> String {
 }
 
 /// Start of the tumbling window of length `window_ms` (epoch-aligned) holding `ts`.
+/// Total for every `ts` and positive `window_ms`: a window starting below `i64::MIN`
+/// (only reachable with sentinel instants such as a watermark minus a huge lateness)
+/// is reported as starting at `i64::MIN`.
 #[inline]
 pub fn window_start(ts: i64, window_ms: i64) -> i64 {
-    ts - ts.rem_euclid(window_ms)
+    ts.saturating_sub(ts.rem_euclid(window_ms))
 }
 
 /// A duration as written on the command line and in config: an integer followed
@@ -240,6 +243,20 @@ mod tests {
         assert_eq!(window_start(125_000, 60_000), 120_000);
         assert_eq!(window_start(120_000, 60_000), 120_000);
         assert_eq!(window_start(-1, 60_000), -60_000);
+    }
+
+    #[test]
+    fn window_start_saturates_instead_of_overflowing() {
+        // Regression: metrics compute the window of `watermark - gap`, which saturates
+        // to i64::MIN with a huge allowed_lateness; the subtraction then overflowed.
+        assert_eq!(window_start(i64::MIN, 60_000), i64::MIN);
+        assert_eq!(window_start(i64::MIN, 7), i64::MIN);
+        assert_eq!(window_start(i64::MIN + 2, 7), i64::MIN + 1, "i64::MIN + 1 is a multiple of 7");
+        assert_eq!(window_start(i64::MAX, 60_000), i64::MAX - i64::MAX % 60_000);
+        assert_eq!(window_start(MIN_TS_MS, i64::MAX), -i64::MAX);
+        assert_eq!(window_start(MAX_TS_MS, i64::MAX), 0);
+        assert_eq!(window_start(MIN_TS_MS, 60_000), MIN_TS_MS);
+        assert_eq!(window_start(MAX_TS_MS, 60_000), MAX_TS_MS - 59_999);
     }
 
     #[test]

@@ -16,6 +16,9 @@ use crate::names::{NameId, Names};
 use crate::rows::*;
 use crate::time::window_start;
 
+/// Counts of restored aggregates must be below this, far from `i64::MAX`.
+const COUNTER_LIMIT: i64 = 1 << 62;
+
 #[derive(serde::Serialize, serde::Deserialize, Debug, Default, Clone)]
 struct JourneyWindowAcc {
     journeys: i64,
@@ -93,7 +96,9 @@ impl WindowAggregates {
         jw.hops += j.hops;
         jw.conversion_value += j.conversion_value;
         if let Some(r) = j.resolution_ms {
-            jw.resolution_ms_sum += r;
+            // Saturating: thousands of resolutions spanning millennia (possible with a
+            // huge thread_gap and extreme timestamps) would overflow i64.
+            jw.resolution_ms_sum = jw.resolution_ms_sum.saturating_add(r);
             jw.resolutions.push(r);
         }
         jw.fcr += i64::from(j.first_contact_resolution == Some(true));
@@ -217,6 +222,31 @@ impl WindowAggregates {
         out.attribution.extend(attribution.into_iter().map(|((window_start, model, ch), (conversions, value))| {
             AttributionRow { partition, window_start, model, channel: names.get(ch).clone(), conversions, value }
         }));
+    }
+
+    /// Checks restored aggregates: the window length the engine runs with, known
+    /// names, and counts that can still grow without overflowing.
+    pub(crate) fn check(&self, window_ms: i64, names: usize) -> Result<(), &'static str> {
+        if self.window_ms != window_ms {
+            return Err("window aggregates of another window length");
+        }
+        let name = |id: NameId| (id as usize) < names;
+        let step = |id: NameId| id == crate::names::NO_NAME || name(id);
+        let count = |n: i64| (0..COUNTER_LIMIT).contains(&n);
+        let activity = self.activity.values().flatten().all(|(&(c, _), &n)| name(c) && count(n));
+        let transitions = self.transitions.values().flatten().all(|(&(f, t), &n)| name(f) && name(t) && count(n));
+        let friction = self.friction.iter().all(|(&(_, _, c, s), &n)| name(c) && step(s) && count(n));
+        let journeys = self
+            .journey_windows
+            .iter()
+            .all(|(&(_, c, _), a)| name(c) && count(a.journeys) && count(a.hops) && count(a.fcr));
+        let paths = self.paths.values().all(|p| count(p.journeys) && count(p.conversions));
+        let attribution = self.attribution.keys().all(|&(_, _, c)| name(c));
+        if activity && transitions && friction && journeys && paths && attribution {
+            Ok(())
+        } else {
+            Err("window aggregates refer to an unknown name or hold an impossible count")
+        }
     }
 
     /// Windows with activity not yet written (for progress reporting).

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::*;
 use crate::names::Names;
+use crate::time;
 
 const VERSION: u32 = 1;
 
@@ -23,6 +24,8 @@ pub enum CheckpointError {
     Settings { setting: &'static str, then: String, now: String },
     #[error("checkpoint is for partition {found}, not {expected}")]
     Partition { found: i32, expected: i32 },
+    #[error("checkpoint is inconsistent ({0}): damaged, or not written by this engine")]
+    Inconsistent(&'static str),
     #[error("checkpoint encoding: {0}")]
     Encoding(#[from] postcard::Error),
 }
@@ -55,6 +58,7 @@ struct SnapshotRef<'a> {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
 struct Snapshot {
     version: u32,
     settings: [i64; 6],
@@ -111,6 +115,7 @@ impl PartitionEngine {
                 return Err(CheckpointError::Settings { setting, then: show(then), now: show(now) });
             }
         }
+        snap.check(&cfg)?;
         let mut keys = KeyTable { slots: snap.slots, free: snap.free, ..KeyTable::default() };
         keys.reindex();
         let mut engine = PartitionEngine::new(cfg, partition);
@@ -123,6 +128,83 @@ impl PartitionEngine {
         engine.windows = snap.windows;
         engine.stats = snap.stats;
         Ok(engine)
+    }
+}
+
+/// Counters of a restored engine must be below this, far from `u64::MAX`.
+const COUNTER_LIMIT: u64 = 1 << 62;
+
+impl Snapshot {
+    /// Checks what the engine relies on without re-checking at run time: every
+    /// reference (slot, name id) resolves, counts agree, instants and counters are
+    /// in range. A checkpoint that passes restores an engine that cannot panic on
+    /// it later; the store's checksum already catches storage damage, so this
+    /// guards against bugs and hand-made bytes.
+    fn check(&self, cfg: &EngineConfig) -> Result<(), CheckpointError> {
+        let bad = |what| Err(CheckpointError::Inconsistent(what));
+        let names = self.names.len();
+        if names >= NO_NAME as usize {
+            return bad("too many names");
+        }
+        if self.max_ts.is_some_and(|t| !(time::MIN_TS_MS..=time::MAX_TS_MS).contains(&t)) {
+            return bad("watermark out of range");
+        }
+        let mut pending = vec![0u32; self.slots.len()];
+        for p in self.reorder.iter() {
+            let Some(n) = pending.get_mut(p.key as usize).filter(|_| self.slots[p.key as usize].is_some()) else {
+                return bad("buffered event of a free key slot");
+            };
+            *n += 1;
+            let step_ok = p.step == NO_NAME || (p.step as usize) < names;
+            if (p.channel as usize) >= names || !step_ok {
+                return bad("buffered event refers to an unknown name");
+            }
+            let in_range = (time::MIN_TS_MS..=time::MAX_TS_MS).contains(&p.ts);
+            if !(in_range && p.value >= 0.0 && p.value.is_finite()) {
+                return bad("buffered event out of range");
+            }
+        }
+        if !self.reorder.run_is_sorted() {
+            return bad("reorder buffer out of order");
+        }
+        let mut open = 0u64;
+        for (slot, &waiting) in self.slots.iter().zip(&pending) {
+            let Some(slot) = slot else { continue };
+            if slot.pending != waiting {
+                return bad("key slot miscounts its buffered events");
+            }
+            if let Some(j) = &slot.journey {
+                open += 1;
+                if j.serial > self.journey_serial {
+                    return bad("journey serial ahead of the engine's");
+                }
+                j.state.check(names).map_err(CheckpointError::Inconsistent)?;
+            }
+        }
+        let mut free = vec![false; self.slots.len()];
+        for &i in &self.free {
+            match free.get_mut(i as usize) {
+                Some(seen) if !*seen && self.slots[i as usize].is_none() => *seen = true,
+                _ => return bad("free list names an occupied, repeated or missing slot"),
+            }
+        }
+        if self.slots.len() > u32::MAX as usize {
+            return bad("too many key slots");
+        }
+        // Deadlines may outlive their journey (they are re-checked by serial), not the table.
+        if self.deadlines.iter().any(|Reverse((_, key, _))| *key as usize >= self.slots.len()) {
+            return bad("deadline of a missing key slot");
+        }
+        self.windows.check(cfg.window.0, names).map_err(CheckpointError::Inconsistent)?;
+        let s = &self.stats;
+        let counters = [s.inputs, s.accepted, s.processed, s.duplicates, s.journeys_opened, self.journey_serial];
+        if !counters.iter().chain(&s.rejected).chain(&s.journeys_closed).all(|&n| n < COUNTER_LIMIT) {
+            return bad("counter out of range");
+        }
+        if s.journeys_closed_total() > s.journeys_opened || s.journeys_opened - s.journeys_closed_total() != open {
+            return bad("open journeys disagree with the counters");
+        }
+        Ok(())
     }
 }
 
@@ -197,6 +279,41 @@ mod tests {
             assert_eq!(sum(&rows_whole), sum(&rows_split));
             assert_eq!(whole.stats(), b.stats(), "counters carry over");
         }
+    }
+
+    #[test]
+    fn restore_refuses_inconsistent_state_that_would_panic_later() {
+        // Regression: restore trusted the bytes, so an unknown name id, a miscounted
+        // key slot or counters that disagree panicked later in push/finish/open_journeys.
+        let mut e = PartitionEngine::new(EngineConfig::default(), 4);
+        for (i, l) in lines(60).iter().enumerate() {
+            e.push(l.as_bytes(), i as i64);
+        }
+        e.take_rows();
+        assert!(e.open_journeys() > 0 && e.buffered_events() > 0);
+        let bytes = e.checkpoint().unwrap();
+        let edit = |f: &dyn Fn(&mut Snapshot)| {
+            let mut snap: Snapshot = postcard::from_bytes(&bytes).unwrap();
+            f(&mut snap);
+            PartitionEngine::restore(EngineConfig::default(), 4, &postcard::to_allocvec(&snap).unwrap())
+        };
+        let inconsistent = |r: Result<PartitionEngine, CheckpointError>| match r {
+            Err(CheckpointError::Inconsistent(what)) => what,
+            other => panic!("expected Inconsistent, got {:?}", other.map(|_| ())),
+        };
+        assert!(inconsistent(edit(&|s| s.names.truncate(1))).contains("unknown name"));
+        assert!(inconsistent(edit(&|s| s.stats.journeys_opened = 0)).contains("open journeys"));
+        let miscount = |s: &mut Snapshot| s.slots.iter_mut().flatten().for_each(|k| k.pending = 0);
+        assert!(inconsistent(edit(&miscount)).contains("miscounts"));
+        let free_taken = |s: &mut Snapshot| s.free.push(0);
+        assert!(inconsistent(edit(&free_taken)).contains("free list"));
+        let late_ts = |s: &mut Snapshot| s.max_ts = Some(i64::MAX);
+        assert!(inconsistent(edit(&late_ts)).contains("watermark"));
+
+        let mut untouched = edit(&|_| {}).unwrap();
+        untouched.finish();
+        e.finish();
+        assert_eq!(canonical(untouched.take_rows()), canonical(e.take_rows()));
     }
 
     #[test]
