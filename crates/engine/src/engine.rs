@@ -470,6 +470,41 @@ impl PartitionEngine {
     pub fn open_windows(&self) -> usize {
         self.windows.open_windows()
     }
+
+    /// Bytes this engine's state takes, estimated from its collections' sizes and
+    /// capacities (allocator overhead and rows waiting in [`take_rows`](Self::take_rows)
+    /// not included). Walks every key slot, so it is for diagnostics and benchmarks,
+    /// not for every event.
+    pub fn estimated_state_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let k = &self.keys;
+        let slots = k.slots.capacity() * size_of::<Option<KeySlot>>()
+            + k.slots.iter().flatten().map(KeySlot::heap_bytes).sum::<usize>()
+            + k.free.capacity() * size_of::<u32>()
+            + hash_table_bytes(k.index.capacity(), size_of::<u32>());
+        let deadlines = self.deadlines.capacity() * size_of::<Reverse<(i64, u32, u64)>>();
+        let reorder = self.reorder.capacity() * size_of::<Pending>()
+            + self
+                .reorder
+                .iter()
+                .map(|p| if p.event_id.is_heap_allocated() { p.event_id.capacity() } else { 0 })
+                .sum::<usize>();
+        size_of::<Self>() + slots + deadlines + reorder + self.names.estimated_bytes() + self.windows.estimated_bytes()
+    }
+}
+
+/// Bytes of a hashbrown table holding up to `capacity` items of `item` bytes: at
+/// most 7/8 of the buckets are used, and each bucket has one control byte.
+pub(crate) fn hash_table_bytes(capacity: usize, item: usize) -> usize {
+    if capacity == 0 { 0 } else { (capacity * 8 / 7).next_power_of_two() * (item + 1) }
+}
+
+impl KeySlot {
+    fn heap_bytes(&self) -> usize {
+        self.customer_id.len()
+            + self.journey_id.as_ref().map_or(0, |j| j.len())
+            + self.journey.as_ref().map_or(0, |j| j.state.heap_bytes())
+    }
 }
 
 #[cfg(test)]
@@ -666,6 +701,20 @@ mod tests {
         assert!(err.to_string().starts_with("gap = 0ms: expected"), "{err}");
         assert_eq!(EngineConfig { max_path: 0, ..EngineConfig::default() }.validate().unwrap_err().key, "max_path");
         assert!(EngineConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn the_state_estimate_counts_open_journeys_and_their_strings() {
+        let mut e = engine();
+        let empty = e.estimated_state_bytes();
+        let lines: Vec<String> =
+            (0..1000).map(|i| ev(&format!("e{i}"), T0, &format!("customer-{i:020}"), "web", "touch")).collect();
+        feed(&mut e, &lines);
+        e.push(ev("z", T0 + 10_000, "z", "web", "touch").as_bytes(), 1000);
+        assert_eq!(e.open_journeys(), 1000);
+        let open = e.estimated_state_bytes() - empty;
+        let floor = 1000 * (std::mem::size_of::<KeySlot>() + "customer-".len() + 20);
+        assert!((floor..3 * floor).contains(&open), "{open} bytes for 1000 journeys, expected at least {floor}");
     }
 
     #[test]

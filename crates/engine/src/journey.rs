@@ -322,6 +322,21 @@ impl JourneyState {
         Ok(())
     }
 
+    /// Bytes this journey holds on the heap (its vectors and sets), for
+    /// [`crate::PartitionEngine::estimated_state_bytes`].
+    pub(crate) fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let table = crate::engine::hash_table_bytes;
+        self.path_prefix.capacity() * size_of::<NameId>()
+            + self.segment_counts.capacity() * size_of::<(NameId, u32)>()
+            + self.segment_index.as_ref().map_or(0, |m| size_of::<HashMap<NameId, u32>>() + table(m.capacity(), 8))
+            + self.awaiting_reply.capacity() * size_of::<PendingContact>()
+            + match &self.seen {
+                SeenIds::Few(v) => v.capacity() * size_of::<u64>(),
+                SeenIds::Many(set) => table(set.capacity(), size_of::<u64>()),
+            }
+    }
+
     /// Counts a new segment of `channel`.
     fn count_segment(&mut self, channel: NameId) {
         let counts = &mut self.segment_counts;

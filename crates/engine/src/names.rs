@@ -32,6 +32,14 @@ impl Names {
         &self.names
     }
 
+    /// Bytes the table takes: the list, the index, and each name's shared allocation.
+    pub(crate) fn estimated_bytes(&self) -> usize {
+        let arc = 2 * std::mem::size_of::<usize>(); // the reference counts before the text
+        self.names.capacity() * std::mem::size_of::<Name>()
+            + crate::engine::hash_table_bytes(self.ids.capacity(), std::mem::size_of::<(Name, NameId)>())
+            + self.names.iter().map(|n| arc + n.len()).sum::<usize>()
+    }
+
     pub(crate) fn intern(&mut self, s: &str) -> NameId {
         if let Some(&id) = self.ids.get(s) {
             return id;

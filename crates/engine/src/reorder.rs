@@ -49,6 +49,11 @@ impl<T: Ord> ReorderBuffer<T> {
         self.run.len() + self.heap.len()
     }
 
+    /// Items the buffer can hold without reallocating.
+    pub(crate) fn capacity(&self) -> usize {
+        self.run.capacity() + self.heap.capacity()
+    }
+
     /// Every buffered item, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
         self.run.iter().chain(self.heap.iter().map(|r| &r.0))

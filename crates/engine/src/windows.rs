@@ -249,6 +249,24 @@ impl WindowAggregates {
         }
     }
 
+    /// Bytes of the aggregates not yet handed out (entries only, a lower bound).
+    pub(crate) fn estimated_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let table = crate::engine::hash_table_bytes;
+        let activity: usize = self.activity.values().map(|m| table(m.capacity(), 24)).sum();
+        let transitions: usize = self.transitions.values().map(|m| table(m.capacity(), 16)).sum();
+        let resolutions: usize = self.journey_windows.values().map(|a| a.resolutions.capacity() * 8).sum();
+        let paths: usize = self.paths.keys().map(|(_, p)| p.capacity()).sum();
+        activity
+            + transitions
+            + table(self.friction.capacity(), size_of::<((i64, FrictionKind, NameId, NameId), i64)>())
+            + table(self.journey_windows.capacity(), size_of::<((i64, NameId, Outcome), JourneyWindowAcc)>())
+            + resolutions
+            + table(self.paths.capacity(), size_of::<((i64, String), PathAcc)>())
+            + paths
+            + table(self.attribution.capacity(), size_of::<((i64, AttributionModel, NameId), (f64, f64))>())
+    }
+
     /// Windows with activity not yet written (for progress reporting).
     pub(crate) fn open_windows(&self) -> usize {
         self.activity.len()
