@@ -27,6 +27,12 @@ impl LabelGuard {
         admit(&mut self.channels, self.limit, &mut self.folded, name)
     }
 
+    /// Distinct channel and step values admitted so far: the guard's memory, at most `limit` each.
+    #[cfg(test)]
+    pub(crate) fn admitted(&self) -> (usize, usize) {
+        (self.channels.len(), self.steps.len())
+    }
+
     pub(crate) fn step<'a>(&mut self, name: Option<&'a str>) -> &'a str {
         match name {
             None => NO_STEP,

@@ -113,3 +113,89 @@ fn partition_gauges_follow_the_partitions_held() {
     let t = m.encode();
     assert_eq!(sample(&t, r#"omnimeter_consumer_lag{partition="3",topic="events"}"#), None);
 }
+
+fn series(text: &str, name: &str) -> usize {
+    text.lines().filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{')).count()
+}
+
+/// A hostile input with a million channel and step names: every label value past
+/// `label_limit` folds into `other`, so the exposition stays small and the
+/// guard's memory stays at `label_limit` names, while every count is kept.
+#[test]
+fn a_million_channel_names_fold_into_a_small_exposition() {
+    use omnimeter_engine::{EventType, FrictionKind, Name};
+    let (n, limit) = (1_000_000, 64);
+    let m = Metrics::new(settings(limit));
+    let names: Vec<Name> = (0..n).map(|i| Name::from(format!("ch_{i}"))).collect();
+    let tally = Tally {
+        inputs: n as u64,
+        events: names.iter().map(|c| (c.clone(), EventType::Touch, 1)).collect(),
+        hops: names.windows(2).map(|w| (w[0].clone(), w[1].clone(), 1)).collect(),
+        friction: names.iter().map(|c| (FrictionKind::Error, c.clone(), Some(c.clone()), 1)).collect(),
+        ..Tally::default()
+    };
+    m.record_tally(&tally);
+    let journeys: Vec<JourneyRow> = names[..n / 10]
+        .iter()
+        .map(|c| JourneyRow {
+            partition: 0,
+            customer_id: "c".into(),
+            journey_id: None,
+            start_ts: 0,
+            end_ts: 1000,
+            duration_ms: 1000,
+            events: 2,
+            path: format!("{c}>web"),
+            hops: 1,
+            channels: 2,
+            first_channel: c.clone(),
+            last_channel: c.clone(),
+            outcome: Outcome::Converted,
+            conversion_value: 1.0,
+            resolution_ms: Some(1000),
+            first_contact_resolution: Some(true),
+            repeat_contacts: 0,
+            unanswered_contacts: 0,
+            errors: 0,
+        })
+        .collect();
+    m.record_journeys(&journeys);
+    m.finish_windows();
+
+    let t = m.encode();
+    // About 128 KiB, mostly the 65 resolution histograms (22 lines each); a million
+    // unfolded names would be hundreds of MB.
+    assert!(t.len() < 256 * 1024, "/metrics grew to {} bytes", t.len());
+    assert_eq!(series(&t, "omnimeter_events_total"), limit + 1);
+    assert_eq!(sample(&t, r#"omnimeter_events_total{channel="other",type="touch"}"#), Some((n - limit) as f64));
+    assert_eq!(sum(&t, "omnimeter_events_total"), n as f64, "folding keeps every count");
+    // Hops between admitted names, one into `other`, and the rest other → other.
+    assert_eq!(series(&t, "omnimeter_channel_hops_total"), limit + 1);
+    assert_eq!(sum(&t, "omnimeter_channel_hops_total"), (n - 1) as f64);
+    assert_eq!(series(&t, "omnimeter_friction_steps_total"), limit + 1);
+    assert_eq!(series(&t, "omnimeter_conversions_total"), limit + 1);
+    assert_eq!(sum(&t, "omnimeter_conversions_total"), (n / 10) as f64);
+    assert_eq!(series(&t, "omnimeter_resolution_seconds_count"), limit + 1);
+    let g = lock(&m.guard);
+    assert_eq!(g.admitted(), (limit, limit), "the guard remembers only admitted names");
+}
+
+/// The bound for label pairs: `channel_hops_total{from,to}` can hold at most
+/// (label_limit + 1)² series, however hops between a million names are arranged.
+#[test]
+fn label_pairs_are_bounded_by_the_square_of_the_limit() {
+    use omnimeter_engine::{EventType, Name};
+    let limit = 8;
+    let m = Metrics::new(settings(limit));
+    let names: Vec<Name> = (0..1000).map(|i| Name::from(format!("ch_{i}"))).collect();
+    // Every ordered pair among the first 30 names, after the first `limit` were admitted.
+    let tally = Tally {
+        events: names.iter().map(|c| (c.clone(), EventType::Touch, 1)).collect(),
+        hops: names[..30].iter().flat_map(|a| names[..30].iter().map(|b| (a.clone(), b.clone(), 1))).collect(),
+        ..Tally::default()
+    };
+    m.record_tally(&tally);
+    let t = m.encode();
+    assert_eq!(series(&t, "omnimeter_channel_hops_total"), (limit + 1) * (limit + 1));
+    assert_eq!(sum(&t, "omnimeter_channel_hops_total"), 900.0);
+}

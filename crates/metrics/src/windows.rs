@@ -176,6 +176,21 @@ mod tests {
     }
 
     #[test]
+    fn extreme_settings_and_instants_do_not_overflow() {
+        // Regression: with a huge thread_gap the finality line `watermark - delay`
+        // saturated to i64::MIN, and its window start overflowed (a debug-build panic).
+        use omnimeter_engine::time::{MAX_TS_MS, MIN_TS_MS};
+        let mut w = FinalWindows::new(MIN, i64::MAX, i64::MAX);
+        w.add(&journey(MIN_TS_MS, Outcome::Resolved, 0, Some(i64::MAX), true));
+        w.add(&journey(MAX_TS_MS, Outcome::Converted, 3, Some(0), true));
+        assert_eq!(w.advance(Some(i64::MIN)).0, None);
+        assert_eq!(w.advance(Some(MAX_TS_MS)).0, None, "nothing is final before the end of input");
+        assert_eq!(w.pending(), 2);
+        let (f, _) = w.finish();
+        assert_eq!(f.map(|f| (f.start_ms, f.journeys)), Some((MAX_TS_MS - MAX_TS_MS % MIN, 1)));
+    }
+
+    #[test]
     fn threads_push_finality_out_to_the_thread_gap() {
         let mut w = FinalWindows::new(MIN, 30 * MIN, 120 * MIN);
         w.add(&journey(10 * MIN, Outcome::Unresolved, 0, None, true));
