@@ -133,7 +133,10 @@ struct KeySlot {
     journey_id: Option<Box<str>>,
     /// Events of this key still in the reorder buffer: the slot lives while any wait.
     pending: u32,
-    journey: Option<OpenJourney>,
+    /// Boxed so that the slab holds 48-byte slots: its spare capacity (up to half
+    /// of it after growing) and slots of keys that only have buffered events cost
+    /// little, and a burst of journeys leaves small slots behind once they close.
+    journey: Option<Box<OpenJourney>>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize, Debug)]
@@ -382,7 +385,7 @@ impl PartitionEngine {
         let slot = self.keys.get_mut(p.key);
         if slot.journey.is_none() {
             self.journey_serial += 1;
-            slot.journey = Some(OpenJourney { serial: self.journey_serial, state: JourneyState::new(&step) });
+            slot.journey = Some(Box::new(OpenJourney { serial: self.journey_serial, state: JourneyState::new(&step) }));
             self.deadlines.push(Reverse((p.ts.saturating_add(gap), p.key, self.journey_serial)));
             self.stats.journeys_opened += 1;
         }
@@ -503,7 +506,7 @@ impl KeySlot {
     fn heap_bytes(&self) -> usize {
         self.customer_id.len()
             + self.journey_id.as_ref().map_or(0, |j| j.len())
-            + self.journey.as_ref().map_or(0, |j| j.state.heap_bytes())
+            + self.journey.as_ref().map_or(0, |j| std::mem::size_of::<OpenJourney>() + j.state.heap_bytes())
     }
 }
 
@@ -713,7 +716,8 @@ mod tests {
         e.push(ev("z", T0 + 10_000, "z", "web", "touch").as_bytes(), 1000);
         assert_eq!(e.open_journeys(), 1000);
         let open = e.estimated_state_bytes() - empty;
-        let floor = 1000 * (std::mem::size_of::<KeySlot>() + "customer-".len() + 20);
+        let floor =
+            1000 * (std::mem::size_of::<KeySlot>() + std::mem::size_of::<OpenJourney>() + "customer-".len() + 20);
         assert!((floor..3 * floor).contains(&open), "{open} bytes for 1000 journeys, expected at least {floor}");
     }
 
