@@ -17,6 +17,8 @@ use util::kafka::{
     worker,
 };
 
+/// A knob of the long runs. Not `OMNIMETER_*`: the workers inherit the environment
+/// and refuse `OMNIMETER_` variables that are not settings.
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -43,13 +45,13 @@ impl Dice {
 /// while events are produced; every few seconds one of them, picked at random, is
 /// killed with SIGKILL (no flush, no commit, maybe mid-write) and started again.
 /// Then three `--until-end` workers finish the topic. CI runs a short version;
-/// `OMNIMETER_CHAOS_EVENTS=500000 OMNIMETER_CHAOS_KILLS=10 cargo test --release
+/// `CHAOS_EVENTS=500000 CHAOS_KILLS=10 cargo test --release
 /// --test faults chaos` is the long one.
 #[test]
 fn chaos_three_workers_killed_at_random_lose_and_double_nothing() {
-    let events = env_number("OMNIMETER_CHAOS_EVENTS", 60_000) as usize;
-    let kills = env_number("OMNIMETER_CHAOS_KILLS", 4);
-    let seed = env_number("OMNIMETER_CHAOS_SEED", 7);
+    let events = env_number("CHAOS_EVENTS", 60_000) as usize;
+    let kills = env_number("CHAOS_KILLS", 4);
+    let seed = env_number("CHAOS_SEED", 7);
     let started = Instant::now();
     let broker = Broker::start();
     broker.create_topic(TOPIC, 6);
@@ -129,10 +131,10 @@ fn metric(addr: &str, name: &str) -> f64 {
 /// The broker (persistent storage) is killed for 30 s while a worker runs: the
 /// worker stays up, `/readyz` says 503 and why, then 200 once the broker is back;
 /// the events produced after the outage are processed and nothing is lost or doubled.
-/// `OMNIMETER_OUTAGE_SECS` changes the outage's length.
+/// `OUTAGE_SECS` changes the outage's length.
 #[test]
 fn a_broker_outage_turns_readiness_to_503_and_back_and_loses_nothing() {
-    let outage = Duration::from_secs(env_number("OMNIMETER_OUTAGE_SECS", 30));
+    let outage = Duration::from_secs(env_number("OUTAGE_SECS", 30));
     let mut broker = Broker::start_persistent();
     broker.create_topic(TOPIC, 3);
     let lines = generated(300, 31);
