@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use omnimeter_engine::time::{MAX_TS_MS, MIN_TS_MS, format_rfc3339};
 use omnimeter_engine::{
     DurationMs, EngineConfig, Event, FrictionKind, MAX_PAYLOAD_BYTES, Outcome, PartitionEngine, RejectReason, Rows,
-    Stats, decode,
+    Stats, Tally, decode,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -515,9 +515,22 @@ fn check_totals(rows: &Rows, stats: &Stats, inputs: u64, max_path: usize) -> Res
 fn run(cfg: EngineConfig, payloads: &[Vec<u8>], cuts: &[usize], restore: bool) -> Result<(Rows, Stats), TestCaseError> {
     let mut e = PartitionEngine::new(cfg, 5);
     let mut rows = Rows::default();
+    // Live counts (for metrics) are not checkpointed: taken before each cut, they
+    // must add up to the same totals as the counters and the rows.
+    let mut tally = Tally::default();
+    let mut take_tally = |e: &mut PartitionEngine| {
+        let t = e.take_tally();
+        tally.inputs += t.inputs;
+        tally.duplicates += t.duplicates;
+        tally.rejected.iter_mut().zip(t.rejected).for_each(|(a, b)| *a += b);
+        tally.events.extend(t.events);
+        tally.hops.extend(t.hops);
+        tally.friction.extend(t.friction);
+    };
     for (i, raw) in payloads.iter().enumerate() {
         if cuts.contains(&i) {
             rows.append(&mut e.take_rows());
+            take_tally(&mut e);
             if restore {
                 let bytes = e.checkpoint().map_err(|err| TestCaseError::fail(err.to_string()))?;
                 let open = (e.open_journeys(), e.buffered_events(), e.watermark());
@@ -530,6 +543,14 @@ fn run(cfg: EngineConfig, payloads: &[Vec<u8>], cuts: &[usize], restore: bool) -
     e.finish();
     prop_assert_eq!((e.open_journeys(), e.buffered_events()), (0, 0));
     rows.append(&mut e.take_rows());
+    take_tally(&mut e);
+    let stats = e.stats();
+    prop_assert_eq!((tally.inputs, tally.duplicates, tally.rejected), (stats.inputs, stats.duplicates, stats.rejected));
+    prop_assert_eq!(tally.events.iter().map(|t| t.2).sum::<u64>(), stats.processed);
+    let hops: i64 = rows.journeys.iter().map(|j| j.hops).sum();
+    prop_assert_eq!(tally.hops.iter().map(|t| t.2).sum::<u64>(), hops as u64);
+    let friction: i64 = rows.friction.iter().map(|f| f.occurrences).sum();
+    prop_assert_eq!(tally.friction.iter().map(|t| t.3).sum::<u64>(), friction as u64);
     // A finished engine can still be checkpointed and restored, and stays empty.
     let bytes = e.checkpoint().map_err(|err| TestCaseError::fail(err.to_string()))?;
     let mut again = PartitionEngine::restore(cfg, 5, &bytes).map_err(|err| TestCaseError::fail(err.to_string()))?;
@@ -538,7 +559,8 @@ fn run(cfg: EngineConfig, payloads: &[Vec<u8>], cuts: &[usize], restore: bool) -
     Ok((rows, e.stats().clone()))
 }
 
-/// Rows as comparable text (floats by their bits, so that NaN would show, not hide).
+/// Rows as comparable text: unlike `PartialEq` on floats, a NaN equals itself here,
+/// and a difference names the table it is in.
 fn fingerprint(rows: &Rows) -> BTreeMap<&'static str, Vec<String>> {
     let mut m = BTreeMap::new();
     m.insert("journeys", rows.journeys.iter().map(|r| format!("{r:?}")).collect());
