@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Check deploy/kubernetes: every manifest parses, and the pieces agree with each
-other and with omnimeter (probe paths, metrics port, config keys, KEDA cap).
+other and with omnimeter (probe paths, metrics port, config keys, KEDA cap, the
+output bucket and its credentials, the shared-volume alternative).
 
     python3 tests/tools/check_manifests.py deploy/kubernetes
 """
@@ -11,12 +12,19 @@ import tomllib
 import yaml
 
 d = sys.argv[1]
-docs = {}
-for name in sorted(os.listdir(d)):
-    if name.endswith(".yaml"):
-        for doc in yaml.safe_load_all(open(os.path.join(d, name))):
-            if doc:
-                docs[doc["kind"]] = doc
+
+
+def load(folder):
+    found = {}
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".yaml"):
+            for doc in yaml.safe_load_all(open(os.path.join(folder, name))):
+                if doc:
+                    found[doc.get("kind", name)] = doc
+    return found
+
+
+docs = load(d)
 problems = []
 
 
@@ -26,7 +34,7 @@ def need(cond, what):
         problems.append(what)
 
 
-for kind in ["ConfigMap", "Deployment", "Service", "ScaledObject", "PersistentVolumeClaim", "PodMonitor", "Kustomization"]:
+for kind in ["ConfigMap", "Secret", "Deployment", "Service", "ScaledObject", "PodMonitor", "Kustomization"]:
     need(kind in docs, "has a %s" % kind)
 
 cfg = tomllib.loads(docs["ConfigMap"]["data"]["omnimeter.toml"])
@@ -41,7 +49,16 @@ need(pod["metadata"]["annotations"]["prometheus.io/port"] == str(port), "scrape 
 need(c["livenessProbe"]["httpGet"]["path"] == "/healthz", "liveness on /healthz")
 need(c["readinessProbe"]["httpGet"]["path"] == "/readyz", "readiness on /readyz")
 mounts = {m["mountPath"] for m in c["volumeMounts"]}
-need(cfg["output"]["dir"] in mounts, "output dir is the mounted volume")
+out = cfg["output"]
+need(set(out) <= {"url", "flush_interval", "s3"}, "output keys are omnimeter's")
+need(out["url"].startswith("s3://") and len(out["url"]) > len("s3://"), "output goes to a bucket by default")
+need(set(out.get("s3", {})) <= {"endpoint", "region", "access_key_id", "allow_http"}, "no secret in the ConfigMap")
+secret = docs["Secret"]
+keys = set(secret.get("stringData", {})) | set(secret.get("data", {}))
+need({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= keys, "the Secret holds the bucket's key pair as AWS_* variables")
+refs = [e["secretRef"]["name"] for e in c.get("envFrom", []) if "secretRef" in e]
+need(secret["metadata"]["name"] in refs, "the container reads the Secret as environment variables")
+need(not any(m.startswith("/var/lib") for m in mounts), "no data volume: workers keep nothing on their node")
 need(any(a.endswith(".toml") and os.path.dirname(a) in mounts for a in c["args"]), "config file comes from the ConfigMap mount")
 need(pod["spec"]["terminationGracePeriodSeconds"] > 10, "grace period covers a drain")
 
@@ -55,5 +72,27 @@ need(so["maxReplicaCount"] >= so["minReplicaCount"] >= 1, "replica bounds are sa
 
 kustom = docs["Kustomization"]["resources"]
 need(all(os.path.exists(os.path.join(d, r)) for r in kustom), "kustomization lists existing files")
+
+# The alternative: a ReadWriteMany volume, mounted where OMNIMETER_OUTPUT_URL points,
+# as a kustomize Component that kustomization.yaml names (commented out by default).
+alt_dir = os.path.join(d, "shared-volume")
+alt = load(alt_dir)
+for kind in ["Component", "PersistentVolumeClaim", "Deployment"]:
+    need(kind in alt, "shared-volume/ has a %s" % kind)
+ak = alt["Component"]
+need(all(os.path.exists(os.path.join(alt_dir, r)) for r in ak["resources"]), "shared-volume/ lists existing files")
+need(all(os.path.exists(os.path.join(alt_dir, p["path"])) for p in ak.get("patches", [])), "shared-volume/ patches exist")
+kustom_text = open(os.path.join(d, "kustomization.yaml")).read()
+need("- shared-volume" in kustom_text, "kustomization.yaml says how to switch to the shared volume")
+pvc = alt["PersistentVolumeClaim"]
+need(pvc["spec"]["accessModes"] == ["ReadWriteMany"], "the shared volume is ReadWriteMany")
+apod = alt["Deployment"]["spec"]["template"]["spec"]
+ac = apod["containers"][0]
+need(ac["name"] == c["name"] and alt["Deployment"]["metadata"]["name"] == docs["Deployment"]["metadata"]["name"],
+     "the patch targets the worker container")
+claims = {v["name"] for v in apod["volumes"] if v.get("persistentVolumeClaim", {}).get("claimName") == pvc["metadata"]["name"]}
+alt_url = [e["value"] for e in ac["env"] if e["name"] == "OMNIMETER_OUTPUT_URL"]
+alt_mounts = {m["mountPath"] for m in ac["volumeMounts"] if m["name"] in claims}
+need(len(alt_url) == 1 and alt_url[0] in alt_mounts, "OMNIMETER_OUTPUT_URL is the mounted claim")
 if problems:
     sys.exit("%d problem(s)" % len(problems))
