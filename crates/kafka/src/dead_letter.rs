@@ -32,6 +32,11 @@ impl DeadLetters {
             cfg.remove(key);
         }
         cfg.set("enable.idempotence", "true");
+        // librdkafka's default send queue may hold 1 GiB; bound it like the consumer's
+        // 64 MiB pre-fetch queue. When full, `send` waits (backpressure on the partition).
+        if cfg.get("queue.buffering.max.kbytes").is_none() {
+            cfg.set("queue.buffering.max.kbytes", "65536");
+        }
         Ok(DeadLetters { producer: cfg.create()?, topic: topic.to_owned(), source_topic: source_topic.to_owned() })
     }
 
