@@ -7,6 +7,21 @@
 //! from then on no event can sort before them, so they are folded into their
 //! journey in exact `(ts, event_id)` order, and a journey whose next event is `gap`
 //! or more later is known to be complete.
+//!
+//! What the state is bounded by (measured in `benches/open_journeys.rs` and the
+//! `hostile` tests; [`PartitionEngine::estimated_state_bytes`] adds it up):
+//! - open journeys: about 425 bytes each (key slot, boxed journey state, key
+//!   strings, deadline, index), plus 8–18 bytes per distinct event id of the
+//!   journey; they close at `last ts + gap` of event time, so their number is
+//!   the customers active within one `gap` (`thread_gap` for threads);
+//! - the reorder buffer: by event time, not count (see `reorder.rs`);
+//! - deadlines: one per open journey, plus stale ones that leave by `gap`;
+//! - activity windows: those the watermark has not passed; journey-derived
+//!   aggregates, finalized rows and live counts: until the adapter drains them
+//!   with [`take_rows`](PartitionEngine::take_rows) and
+//!   [`take_tally`](PartitionEngine::take_tally), which it should do
+//!   regularly (live counts hold one entry per channel pair and friction key);
+//! - interned channel and step names: for the engine's lifetime (see `names.rs`).
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;

@@ -211,13 +211,22 @@ impl EventSpec {
     }
 }
 
-/// Choices for one field: usually the valid value, sometimes absent, null or hostile.
-fn field(valid: String, hostile: BoxedStrategy<String>) -> impl Strategy<Value = Option<String>> {
+/// What one required field gets: its valid value (which depends on the running
+/// ts and other choices, so it is filled in later), nothing, or other JSON text.
+#[derive(Debug, Clone)]
+enum Choice {
+    Valid,
+    Absent,
+    Text(String),
+}
+
+/// Usually the valid value, sometimes absent, null or hostile.
+fn field(hostile: impl Strategy<Value = String>) -> impl Strategy<Value = Choice> {
     prop_oneof![
-        120 => Just(Some(valid)),
-        1 => Just(None),
-        1 => Just(Some("null".to_owned())),
-        2 => hostile.prop_map(Some),
+        120 => Just(Choice::Valid),
+        1 => Just(Choice::Absent),
+        1 => Just(Choice::Text("null".to_owned())),
+        2 => hostile.prop_map(Choice::Text),
     ]
 }
 
@@ -290,11 +299,11 @@ fn mutation() -> impl Strategy<Value = Mutation> {
 fn event_specs() -> impl Strategy<Value = Vec<EventSpec>> {
     let per_event = (
         base(),
-        field(String::new(), hostile_string().boxed()),
-        field(String::new(), prop_oneof![hostile_ts(), any_value()].boxed()),
-        field(String::new(), hostile_string().boxed()),
-        field(String::new(), prop_oneof![hostile_string(), any_value()].boxed()),
-        field(String::new(), prop_oneof![hostile_string(), any_value()].boxed()),
+        field(hostile_string()),
+        field(prop_oneof![hostile_ts(), any_value()]),
+        field(hostile_string()),
+        field(prop_oneof![hostile_string(), any_value()]),
+        field(prop_oneof![hostile_string(), any_value()]),
         prop_oneof![12 => Just(None), 1 => any_value().prop_map(Some)],
         prop_oneof![
             12 => Just(None),
@@ -310,11 +319,10 @@ fn event_specs() -> impl Strategy<Value = Vec<EventSpec>> {
         raw.into_iter()
             .map(|(b, id, ts_f, cust, channel, ty, value, attrs, mutations, damage)| {
                 ts = ts.saturating_add(b.dt).clamp(MIN_TS_MS, MAX_TS_MS);
-                // The strategies carry the choice (valid / absent / null / hostile); the valid
-                // text depends on the running ts and base choices, so it is filled in here.
-                let pick = |choice: Option<String>, valid: String| match choice {
-                    Some(v) if v.is_empty() => Some(valid),
-                    other => other,
+                let pick = |choice: Choice, valid: String| match choice {
+                    Choice::Valid => Some(valid),
+                    Choice::Absent => None,
+                    Choice::Text(t) => Some(t),
                 };
                 let mut fields: Vec<(String, Option<String>)> = vec![
                     (js("event_id"), pick(id, js(&format!("e{}", b.id)))),
