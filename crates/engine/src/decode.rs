@@ -1,19 +1,28 @@
 //! Raw bytes → [`Event`] or the SPEC §1 rejection reason.
 //!
-//! Known fields are captured as raw JSON text first and interpreted here, so the
-//! reason depends on the field's JSON type (a float `ts` is `wrong_type`, `1e999`
-//! as `value` is `bad_value`, not a parse failure). Fields are checked in the
-//! SPEC's table order and the first failing field decides the reason.
+//! One pass over the bytes: a small JSON scanner checks the syntax of the whole
+//! payload exactly as strictly as serde_json does (numbers, escapes, no control
+//! characters in strings, nothing after the object) and notes where each known
+//! field's value lies. The fields are then interpreted in the SPEC's table order,
+//! so the first failing field decides the reason, and by their JSON type (a float
+//! `ts` is `wrong_type`, `1e999` as `value` is `bad_value`, not a parse failure).
+//!
+//! Hand-written because decoding is most of file mode's work: capturing each field
+//! as a serde_json `RawValue` and parsing it again cost about 4,900 instructions
+//! an event, this about a tenth of that. The serde_json decoder stays as the test
+//! oracle (`reference.rs`): both must agree on every payload.
 
 use std::borrow::Cow;
-use std::fmt;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde_json::value::RawValue;
+use serde::de::IgnoredAny;
+use smallvec::SmallVec;
 
 use crate::event::{Event, EventType};
 use crate::rows::RejectReason;
 use crate::time;
+
+#[cfg(test)]
+mod reference;
 
 /// Payloads above this many bytes are `too_large`.
 pub const MAX_PAYLOAD_BYTES: usize = 65_536;
@@ -24,32 +33,24 @@ pub fn decode(raw: &[u8]) -> Result<Event<'_>, RejectReason> {
         return Err(RejectReason::TooLarge);
     }
     let text = std::str::from_utf8(raw).map_err(|_| RejectReason::InvalidJson)?;
-    if !text.trim_start_matches([' ', '\t', '\n', '\r']).starts_with('{') {
-        // Distinguish "valid JSON, but not an object" from "not JSON at all".
+    let mut scan = Scanner { b: raw, i: 0 };
+    scan.skip_ws();
+    if scan.peek() != Some(b'{') {
+        // Distinguish "valid JSON, but not an object" from "not JSON at all" (rare: not worth a fast path).
         return Err(match serde_json::from_str::<IgnoredAny>(text) {
             Ok(_) => RejectReason::NotObject,
             Err(_) => RejectReason::InvalidJson,
         });
     }
-    let fields: RawFields<'_> = serde_json::from_str(text).map_err(|_| RejectReason::InvalidJson)?;
-    fields.validate()
+    let spans = scan.object().map_err(|Syntax| RejectReason::InvalidJson)?;
+    Fields { text, spans }.validate()
 }
 
-#[derive(Default)]
-struct RawFields<'a> {
-    event_id: Option<&'a RawValue>,
-    ts: Option<&'a RawValue>,
-    customer_id: Option<&'a RawValue>,
-    journey_id: Option<&'a RawValue>,
-    channel: Option<&'a RawValue>,
-    event_type: Option<&'a RawValue>,
-    step: Option<&'a RawValue>,
-    value: Option<&'a RawValue>,
-    attrs: Option<&'a RawValue>,
-}
+/// The payload is not JSON (any syntax error: they all reject as `invalid_json`).
+struct Syntax;
 
-/// JSON type of a raw value, from its first byte (serde_json already checked syntax).
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// JSON type of a value, from its first byte.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
     Null,
     Bool,
@@ -59,40 +60,370 @@ enum Kind {
     Array,
 }
 
-fn kind(raw: &RawValue) -> Kind {
-    match raw.get().as_bytes().first() {
-        Some(b'n') => Kind::Null,
-        Some(b't' | b'f') => Kind::Bool,
-        Some(b'"') => Kind::String,
-        Some(b'{') => Kind::Object,
-        Some(b'[') => Kind::Array,
-        _ => Kind::Number,
+/// Where a value lies in the payload: a string's text between its quotes
+/// (`escaped` when it holds a backslash), any other value's whole token.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: usize,
+    end: usize,
+    kind: Kind,
+    escaped: bool,
+}
+
+// Known fields, as indexes into the captured spans.
+const EVENT_ID: usize = 0;
+const TS: usize = 1;
+const CUSTOMER_ID: usize = 2;
+const JOURNEY_ID: usize = 3;
+const CHANNEL: usize = 4;
+const TYPE: usize = 5;
+const STEP: usize = 6;
+const VALUE: usize = 7;
+const ATTRS: usize = 8;
+
+fn field_index(key: &[u8]) -> Option<usize> {
+    // By length first: each arm then compares a few bytes of known size, no memcmp call.
+    let (name, field): (&[u8], usize) = match key.len() {
+        2 => (b"ts", TS),
+        4 if key[0] == b't' => (b"type", TYPE),
+        4 => (b"step", STEP),
+        5 if key[0] == b'v' => (b"value", VALUE),
+        5 => (b"attrs", ATTRS),
+        7 => (b"channel", CHANNEL),
+        8 => (b"event_id", EVENT_ID),
+        10 => (b"journey_id", JOURNEY_ID),
+        11 => (b"customer_id", CUSTOMER_ID),
+        _ => return None,
+    };
+    (key == name).then_some(field)
+}
+
+/// A cursor over the payload. Every method leaves `i` just past what it read.
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Scanner<'_> {
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    #[inline]
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    #[inline]
+    fn eat(&mut self, c: u8) -> Result<(), Syntax> {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(Syntax)
+        }
+    }
+
+    /// The top-level object (`i` at its `{`) up to the end of the payload. A
+    /// repeated key keeps its last value, as serde_json and most readers do.
+    fn object(&mut self) -> Result<[Option<Span>; 9], Syntax> {
+        let mut spans = [None; 9];
+        self.i += 1;
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+        } else {
+            loop {
+                self.eat(b'"')?;
+                let key = self.string()?;
+                self.skip_ws();
+                self.eat(b':')?;
+                self.skip_ws();
+                let value = self.value()?;
+                let name = &self.b[key.start..key.end];
+                let field = if key.escaped {
+                    // serde_json reads top-level keys strictly: a lone surrogate is invalid JSON.
+                    let name = std::str::from_utf8(name).ok().and_then(unescape).ok_or(Syntax)?;
+                    field_index(name.as_bytes())
+                } else {
+                    field_index(name)
+                };
+                if let Some(f) = field {
+                    spans[f] = Some(value);
+                }
+                self.skip_ws();
+                match self.peek() {
+                    Some(b',') => {
+                        self.i += 1;
+                        self.skip_ws();
+                    }
+                    Some(b'}') => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return Err(Syntax),
+                }
+            }
+        }
+        self.skip_ws();
+        if self.i == self.b.len() { Ok(spans) } else { Err(Syntax) }
+    }
+
+    /// Any value, `i` at its first byte.
+    fn value(&mut self) -> Result<Span, Syntax> {
+        let start = self.i;
+        let kind = match self.peek() {
+            Some(b'"') => {
+                self.i += 1;
+                return self.string();
+            }
+            Some(b'[') => {
+                self.nested()?;
+                Kind::Array
+            }
+            Some(b'{') => {
+                self.nested()?;
+                Kind::Object
+            }
+            _ => self.scalar()?,
+        };
+        Ok(Span { start, end: self.i, kind, escaped: false })
+    }
+
+    /// A string's rest, `i` just past its opening quote. Escapes must be well
+    /// formed; whether `\u` escapes pair up is checked only when the text is read
+    /// ([`unescape`]), as serde_json does for values it skips.
+    fn string(&mut self) -> Result<Span, Syntax> {
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            self.i = next_special(self.b, self.i);
+            match self.peek() {
+                Some(b'"') => {
+                    let span = Span { start, end: self.i, kind: Kind::String, escaped };
+                    self.i += 1;
+                    return Ok(span);
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    match self.b.get(self.i + 1) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 2,
+                        Some(b'u') => {
+                            let hex = self.b.get(self.i + 2..self.i + 6).ok_or(Syntax)?;
+                            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                                return Err(Syntax);
+                            }
+                            self.i += 6;
+                        }
+                        _ => return Err(Syntax),
+                    }
+                }
+                // A control character, or the end of the payload.
+                _ => return Err(Syntax),
+            }
+        }
+    }
+
+    /// `null`, `true`, `false` or a number.
+    fn scalar(&mut self) -> Result<Kind, Syntax> {
+        let (word, kind): (&[u8], Kind) = match self.peek() {
+            Some(b'n') => (b"null", Kind::Null),
+            Some(b't') => (b"true", Kind::Bool),
+            Some(b'f') => (b"false", Kind::Bool),
+            Some(b'-' | b'0'..=b'9') => return self.number().map(|()| Kind::Number),
+            _ => return Err(Syntax),
+        };
+        if self.b[self.i..].starts_with(word) {
+            self.i += word.len();
+            Ok(kind)
+        } else {
+            Err(Syntax)
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    /// JSON number syntax: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+    fn number(&mut self) -> Result<(), Syntax> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek() {
+            Some(b'0') => {
+                self.i += 1;
+                if let Some(b'0'..=b'9') = self.peek() {
+                    return Err(Syntax);
+                }
+            }
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(Syntax),
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return Err(Syntax);
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return Err(Syntax);
+            }
+        }
+        Ok(())
+    }
+
+    /// Skips an array or object (`i` at its opening bracket) with a stack of open
+    /// brackets instead of recursion, so that nesting depth costs no call stack.
+    fn nested(&mut self) -> Result<(), Syntax> {
+        let mut open: SmallVec<[u8; 32]> = SmallVec::new();
+        loop {
+            // A value starts here.
+            self.skip_ws();
+            match self.peek() {
+                Some(bracket @ (b'[' | b'{')) => {
+                    self.i += 1;
+                    self.skip_ws();
+                    // `]` and `}` follow `[` and `{` two code points on.
+                    if self.peek() == Some(bracket + 2) {
+                        self.i += 1;
+                    } else {
+                        open.push(bracket);
+                        if bracket == b'{' {
+                            self.member_key()?;
+                        }
+                        continue;
+                    }
+                }
+                Some(b'"') => {
+                    self.i += 1;
+                    self.string()?;
+                }
+                _ => {
+                    self.scalar()?;
+                }
+            }
+            // A value ended: close the containers that end here, or go on after a comma.
+            loop {
+                let Some(&bracket) = open.last() else { return Ok(()) };
+                self.skip_ws();
+                match self.peek() {
+                    Some(b',') => {
+                        self.i += 1;
+                        if bracket == b'{' {
+                            self.skip_ws();
+                            self.member_key()?;
+                        }
+                        break;
+                    }
+                    Some(c) if c == bracket + 2 => {
+                        self.i += 1;
+                        open.pop();
+                    }
+                    _ => return Err(Syntax),
+                }
+            }
+        }
+    }
+
+    /// `"key" :` inside a skipped object.
+    fn member_key(&mut self) -> Result<(), Syntax> {
+        self.eat(b'"')?;
+        self.string()?;
+        self.skip_ws();
+        self.eat(b':')
     }
 }
 
-/// `null` on an optional field means absent (SPEC §1).
-fn present(raw: Option<&RawValue>) -> Option<&RawValue> {
-    raw.filter(|r| kind(r) != Kind::Null)
-}
-
-fn required(raw: Option<&RawValue>) -> Result<&RawValue, RejectReason> {
-    present(raw).ok_or(RejectReason::MissingField)
-}
-
-fn string<'a>(raw: &'a RawValue) -> Result<Cow<'a, str>, RejectReason> {
-    if kind(raw) != Kind::String {
-        return Err(RejectReason::WrongType);
+/// Index of the first `"`, `\` or control character at or after `i` (or the
+/// length): eight bytes per step, as strings are most of a payload's bytes.
+#[inline]
+fn next_special(b: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        // Per byte, the high bit marks zero (after the xor) or below 0x20; the
+        // lowest marked byte is always a true match (borrows only run upwards).
+        let zero = |x: u64| x.wrapping_sub(ONES) & !x;
+        let hits = (zero(w ^ (ONES * u64::from(b'"')))
+            | zero(w ^ (ONES * u64::from(b'\\')))
+            | (w.wrapping_sub(ONES * 0x20) & !w))
+            & HIGH;
+        if hits != 0 {
+            return i + (hits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
     }
-    let mut de = serde_json::Deserializer::from_str(raw.get());
-    de.deserialize_str(CowStrVisitor).map_err(|_| RejectReason::InvalidJson)
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            break;
+        }
+        i += 1;
+    }
+    i
 }
 
-fn id_string<'a>(raw: &'a RawValue, max: usize) -> Result<Cow<'a, str>, RejectReason> {
-    let s = string(raw)?;
-    if s.is_empty() || s.len() > max {
-        return Err(RejectReason::FieldLength);
+/// The text of a string whose escapes the scanner has checked. `None` when a
+/// `\u` escape is half of a surrogate pair without the other half: serde_json
+/// refuses such a string when it reads it, so the event is `invalid_json`.
+fn unescape(s: &str) -> Option<String> {
+    fn hex4(s: &str) -> Option<(u32, &str)> {
+        let digits = s.get(..4).filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()))?;
+        Some((u32::from_str_radix(digits, 16).ok()?, &s[4..]))
     }
-    Ok(s)
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let escape = *rest.as_bytes().get(at + 1)?;
+        rest = rest.get(at + 2..)?;
+        out.push(match escape {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let (unit, after) = hex4(rest)?;
+                rest = after;
+                match unit {
+                    0xD800..=0xDBFF => {
+                        let (low, after) = hex4(rest.strip_prefix("\\u")?)?;
+                        if !(0xDC00..=0xDFFF).contains(&low) {
+                            return None;
+                        }
+                        rest = after;
+                        char::from_u32(0x1_0000 + ((unit - 0xD800) << 10 | (low - 0xDC00)))?
+                    }
+                    0xDC00..=0xDFFF => return None,
+                    _ => char::from_u32(unit)?,
+                }
+            }
+            _ => return None,
+        });
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 /// Whether a string spells a JSON-style number (`-12`, `3.5`, `1e3`): such a
@@ -118,51 +449,90 @@ fn looks_numeric(s: &str) -> bool {
     rest.is_empty()
 }
 
-fn timestamp(raw: &RawValue) -> Result<i64, RejectReason> {
-    match kind(raw) {
-        Kind::String => {
-            let s = string(raw)?;
-            match time::parse_rfc3339(&s) {
-                Some(ms) => Ok(ms),
-                None if looks_numeric(&s) => Err(RejectReason::WrongType),
-                None => Err(RejectReason::BadTs),
-            }
-        }
-        Kind::Number => {
-            let token = raw.get();
-            if token.contains(['.', 'e', 'E']) {
-                return Err(RejectReason::WrongType);
-            }
-            // An integer too big for i64 is still an integer: out of range, not the wrong type.
-            let ms: i64 = token.parse().map_err(|_| RejectReason::BadTs)?;
-            if (time::MIN_TS_MS..=time::MAX_TS_MS).contains(&ms) { Ok(ms) } else { Err(RejectReason::BadTs) }
-        }
-        Kind::Null => Err(RejectReason::MissingField),
-        _ => Err(RejectReason::WrongType),
-    }
-}
-
 fn valid_channel(s: &str) -> bool {
     (1..=32).contains(&s.len()) && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
 }
 
-impl<'a> RawFields<'a> {
+/// The known fields of a syntactically valid payload, still uninterpreted.
+struct Fields<'a> {
+    text: &'a str,
+    spans: [Option<Span>; 9],
+}
+
+impl<'a> Fields<'a> {
+    /// `null` on an optional field means absent (SPEC §1).
+    fn present(&self, field: usize) -> Option<Span> {
+        self.spans[field].filter(|s| s.kind != Kind::Null)
+    }
+
+    fn required(&self, field: usize) -> Result<Span, RejectReason> {
+        self.present(field).ok_or(RejectReason::MissingField)
+    }
+
+    /// A value's bytes: spans end at ASCII delimiters, so they are always `str` boundaries.
+    fn token(&self, s: Span) -> &'a str {
+        self.text.get(s.start..s.end).unwrap_or_default()
+    }
+
+    fn string(&self, s: Span) -> Result<Cow<'a, str>, RejectReason> {
+        if s.kind != Kind::String {
+            return Err(RejectReason::WrongType);
+        }
+        let text = self.token(s);
+        if !s.escaped {
+            return Ok(Cow::Borrowed(text));
+        }
+        unescape(text).map(Cow::Owned).ok_or(RejectReason::InvalidJson)
+    }
+
+    fn id_string(&self, s: Span, max: usize) -> Result<Cow<'a, str>, RejectReason> {
+        let text = self.string(s)?;
+        if text.is_empty() || text.len() > max {
+            return Err(RejectReason::FieldLength);
+        }
+        Ok(text)
+    }
+
+    fn timestamp(&self, s: Span) -> Result<i64, RejectReason> {
+        match s.kind {
+            Kind::String => {
+                let text = self.string(s)?;
+                match time::parse_rfc3339(&text) {
+                    Some(ms) => Ok(ms),
+                    None if looks_numeric(&text) => Err(RejectReason::WrongType),
+                    None => Err(RejectReason::BadTs),
+                }
+            }
+            Kind::Number => {
+                let token = self.token(s);
+                if token.contains(['.', 'e', 'E']) {
+                    return Err(RejectReason::WrongType);
+                }
+                // An integer too big for i64 is still an integer: out of range, not the wrong type.
+                let ms: i64 = token.parse().map_err(|_| RejectReason::BadTs)?;
+                if (time::MIN_TS_MS..=time::MAX_TS_MS).contains(&ms) { Ok(ms) } else { Err(RejectReason::BadTs) }
+            }
+            Kind::Null => Err(RejectReason::MissingField),
+            _ => Err(RejectReason::WrongType),
+        }
+    }
+
     fn validate(self) -> Result<Event<'a>, RejectReason> {
-        let event_id = id_string(required(self.event_id)?, 128)?;
-        let ts = timestamp(required(self.ts)?)?;
-        let customer_id = id_string(required(self.customer_id)?, 128)?;
-        let journey_id = present(self.journey_id).map(|r| id_string(r, 128)).transpose()?;
-        let channel = string(required(self.channel)?)?;
+        let event_id = self.id_string(self.required(EVENT_ID)?, 128)?;
+        let ts = self.timestamp(self.required(TS)?)?;
+        let customer_id = self.id_string(self.required(CUSTOMER_ID)?, 128)?;
+        let journey_id = self.present(JOURNEY_ID).map(|s| self.id_string(s, 128)).transpose()?;
+        let channel = self.string(self.required(CHANNEL)?)?;
         if !valid_channel(&channel) {
             return Err(RejectReason::BadChannel);
         }
-        let event_type = EventType::parse(&string(required(self.event_type)?)?).ok_or(RejectReason::UnknownType)?;
-        let step = present(self.step).map(|r| id_string(r, 64)).transpose()?;
-        let value = match present(self.value) {
+        let event_type = EventType::parse(&self.string(self.required(TYPE)?)?).ok_or(RejectReason::UnknownType)?;
+        let step = self.present(STEP).map(|s| self.id_string(s, 64)).transpose()?;
+        let value = match self.present(VALUE) {
             None => None,
-            Some(r) if kind(r) == Kind::Number => {
+            Some(s) if s.kind == Kind::Number => {
                 // Rust's float parser reads JSON number syntax and saturates `1e999` to infinity.
-                let v: f64 = r.get().parse().map_err(|_| RejectReason::BadValue)?;
+                let v: f64 = self.token(s).parse().map_err(|_| RejectReason::BadValue)?;
                 if !v.is_finite() || v < 0.0 {
                     return Err(RejectReason::BadValue);
                 }
@@ -170,104 +540,10 @@ impl<'a> RawFields<'a> {
             }
             Some(_) => return Err(RejectReason::WrongType),
         };
-        if present(self.attrs).is_some_and(|r| kind(r) != Kind::Object) {
+        if self.present(ATTRS).is_some_and(|s| s.kind != Kind::Object) {
             return Err(RejectReason::WrongType);
         }
         Ok(Event { event_id, ts, customer_id, journey_id, channel, event_type, step, value })
-    }
-}
-
-enum Field {
-    EventId,
-    Ts,
-    CustomerId,
-    JourneyId,
-    Channel,
-    Type,
-    Step,
-    Value,
-    Attrs,
-    Other,
-}
-
-impl<'de> de::Deserialize<'de> for Field {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct FieldVisitor;
-        impl Visitor<'_> for FieldVisitor {
-            type Value = Field;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a field name")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Field, E> {
-                Ok(match v {
-                    "event_id" => Field::EventId,
-                    "ts" => Field::Ts,
-                    "customer_id" => Field::CustomerId,
-                    "journey_id" => Field::JourneyId,
-                    "channel" => Field::Channel,
-                    "type" => Field::Type,
-                    "step" => Field::Step,
-                    "value" => Field::Value,
-                    "attrs" => Field::Attrs,
-                    _ => Field::Other,
-                })
-            }
-        }
-        d.deserialize_identifier(FieldVisitor)
-    }
-}
-
-impl<'de> de::Deserialize<'de> for RawFields<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct ObjectVisitor;
-        impl<'de> Visitor<'de> for ObjectVisitor {
-            type Value = RawFields<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an event object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawFields<'de>, A::Error> {
-                let mut out = RawFields::default();
-                // A repeated key keeps its last value, as most JSON readers do.
-                while let Some(field) = map.next_key::<Field>()? {
-                    let slot = match field {
-                        Field::EventId => &mut out.event_id,
-                        Field::Ts => &mut out.ts,
-                        Field::CustomerId => &mut out.customer_id,
-                        Field::JourneyId => &mut out.journey_id,
-                        Field::Channel => &mut out.channel,
-                        Field::Type => &mut out.event_type,
-                        Field::Step => &mut out.step,
-                        Field::Value => &mut out.value,
-                        Field::Attrs => &mut out.attrs,
-                        Field::Other => {
-                            map.next_value::<IgnoredAny>()?;
-                            continue;
-                        }
-                    };
-                    *slot = Some(map.next_value::<&'de RawValue>()?);
-                }
-                Ok(out)
-            }
-        }
-        d.deserialize_map(ObjectVisitor)
-    }
-}
-
-struct CowStrVisitor;
-
-impl<'de> Visitor<'de> for CowStrVisitor {
-    type Value = Cow<'de, str>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
-    }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(v))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_owned()))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v))
     }
 }
 
@@ -433,5 +709,139 @@ mod tests {
     fn repeated_keys_keep_the_last_value() {
         let s = r#"{"event_id":"e","ts":0,"customer_id":"c","channel":"BAD","channel":"web","type":"touch"}"#;
         assert_eq!(decode(s.as_bytes()).unwrap().channel, "web");
+    }
+
+    mod same_as_serde_json {
+        use proptest::prelude::*;
+
+        use super::super::{decode, reference};
+
+        /// JSON values, mostly valid; the invalid ones probe each syntax rule.
+        fn value() -> impl Strategy<Value = String> {
+            let select = |v: Vec<&'static str>| prop::sample::select(v).prop_map(str::to_owned);
+            let leaf = prop_oneof![
+                3 => select(vec!["null", "true", "false", "0", "-0", "1.5", "1e5", "1E+2", "2.5e2", "-1", "1e999"]),
+                3 => select(vec!["-1e999", "99999999999999999999", "1793606400000", "1793606400000.0", "-5"]),
+                1 => select(vec!["fals", "nullx", "01", "-", "1.", ".5", "1e-", "+1", "NaN", "Infinity", "1x", "1e"]),
+                6 => select(vec![
+                    r#""2026-11-02T08:00:00Z""#, r#""2026-11-02T08:00:00.5+01:00""#, r#""2026-11-02T08:00:00""#,
+                    r#""1793606400000""#, r#""web""#, r#""Web""#, r#""touch""#, r#""conversion""#, r#""""#,
+                    r#""\u0077eb""#, r#""t\u006fuch""#, r#""\ud800""#, r#""\udc00""#, r#""\ud83d\ude00""#,
+                    r#""\ud83d\u0041""#, r#""\ud83dx""#, r#""\ud83d\n""#, r#""\ud83d\ud83d""#,
+                    r#""a\"b\\c\/d\b\f\n\r\t""#, r#""é😀""#, r#""2026-11-02T08:00:00\u005a""#,
+                ]),
+                1 => select(vec![r#""\q""#, r#""\u12""#, r#""\u12G4""#, "\"ctl\u{1}\"", "\"tab\tin\"", r#""unterminated"#]),
+                2 => "[a-z_]{0,40}".prop_map(|s| format!("\"{s}\"")),
+                2 => any::<i64>().prop_map(|n| n.to_string()),
+                1 => any::<f64>().prop_map(|f| format!("{f:?}")),
+            ];
+            leaf.prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec((ws(), inner.clone()), 0..4).prop_map(|v| {
+                        let items: Vec<String> = v.into_iter().map(|(w, v)| format!("{w}{v}{w}")).collect();
+                        format!("[{}]", items.join(","))
+                    }),
+                    prop::collection::vec((key(), ws(), inner), 0..4).prop_map(|v| {
+                        let body: Vec<String> = v.into_iter().map(|(k, w, v)| format!("{k}{w}:{w}{v}")).collect();
+                        format!("{{{}}}", body.join(","))
+                    }),
+                    (0usize..200).prop_map(|d| format!("{}{}", "[".repeat(d), "]".repeat(d))),
+                ]
+            })
+        }
+
+        fn key() -> impl Strategy<Value = String> {
+            let select = |v: Vec<&'static str>| prop::sample::select(v).prop_map(str::to_owned);
+            prop_oneof![
+                10 => select(vec![
+                    r#""event_id""#, r#""ts""#, r#""customer_id""#, r#""journey_id""#, r#""channel""#, r#""type""#,
+                    r#""step""#, r#""value""#, r#""attrs""#, r#""extra""#, r#""event\u005fid""#, r#""t\u0073""#,
+                    r#""\ud83d\ude00""#, r#""""#,
+                ]),
+                1 => select(vec![r#""\ud800""#, r#""bad\q""#, "ts", "1"]),
+            ]
+        }
+
+        fn ws() -> impl Strategy<Value = &'static str> {
+            prop_oneof![20 => prop::sample::select(vec!["", "", " ", "\n\t\r "]), 1 => prop::sample::select(vec!["\u{a0}", "\u{c}"])]
+        }
+
+        /// Mostly valid events with hostile values and keys, then perhaps one damaged byte.
+        fn payload() -> impl Strategy<Value = Vec<u8>> {
+            let good = [
+                (r#""event_id""#, r#""e1""#),
+                (r#""ts""#, r#""2026-11-02T08:00:00.123Z""#),
+                (r#""customer_id""#, r#""c1""#),
+                (r#""channel""#, r#""web""#),
+                (r#""type""#, r#""conversion""#),
+                (r#""step""#, r#""pay""#),
+                (r#""value""#, "12.5"),
+                (r#""attrs""#, r#"{"a":[1,{"b":null}]}"#),
+            ];
+            let fields =
+                prop::collection::vec((any::<prop::sample::Index>(), 0u8..10, key(), value(), ws(), ws()), 0..4);
+            (
+                fields,
+                prop::option::weighted(0.15, any::<prop::sample::Index>()),
+                prop::option::weighted(0.2, (any::<prop::sample::Index>(), 0u8..4, any::<u8>())),
+                ws(),
+            )
+                .prop_map(move |(changes, drop_one, damage, edge)| {
+                    let mut pairs: Vec<(String, String)> =
+                        good.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+                    for (at, how, k, v, w1, w2) in changes {
+                        let i = at.index(pairs.len());
+                        match how {
+                            0..=4 => pairs[i].1 = format!("{w1}{v}{w2}"),
+                            5 | 6 => pairs.push((k, v)),
+                            7 => pairs[i].0 = k,
+                            _ => pairs.insert(i, (format!("{w1}{k}{w2}"), v)),
+                        }
+                    }
+                    if let Some(at) = drop_one.filter(|_| !pairs.is_empty()) {
+                        pairs.remove(at.index(pairs.len()));
+                    }
+                    let body: Vec<String> = pairs.into_iter().map(|(k, v)| format!("{k}:{v}")).collect();
+                    let mut raw = format!("{edge}{{{}}}{edge}", body.join(",")).into_bytes();
+                    if let Some((at, kind, byte)) = damage {
+                        let i = at.index(raw.len());
+                        match kind {
+                            0 => raw[i] = byte,
+                            1 => raw.truncate(i),
+                            2 => raw.insert(i, byte),
+                            _ => {
+                                raw.remove(i);
+                            }
+                        }
+                    }
+                    raw
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+
+            /// The scanner and the serde_json decoder it replaced give the same event
+            /// or the same reason for every payload.
+            #[test]
+            fn on_hostile_payloads(raw in payload()) {
+                prop_assert_eq!(decode(&raw), reference::decode(&raw), "{}", String::from_utf8_lossy(&raw));
+            }
+
+            #[test]
+            fn on_any_value(v in value(), w in ws()) {
+                let raw = format!("{w}{v}{w}");
+                prop_assert_eq!(decode(raw.as_bytes()), reference::decode(raw.as_bytes()), "{}", raw);
+            }
+
+            #[test]
+            fn on_arbitrary_bytes(raw in prop::collection::vec(prop_oneof![
+                Just(b'{'), Just(b'}'), Just(b'['), Just(b']'), Just(b'"'), Just(b':'), Just(b','), Just(b'\\'),
+                Just(b'u'), Just(b'd'), Just(b'8'), Just(b'0'), Just(b'1'), Just(b'e'), Just(b'-'), Just(b'.'),
+                Just(b' '), any::<u8>(),
+            ], 0..40)) {
+                prop_assert_eq!(decode(&raw), reference::decode(&raw));
+            }
+        }
     }
 }

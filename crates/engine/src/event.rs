@@ -41,7 +41,17 @@ impl EventType {
     }
 
     pub fn parse(s: &str) -> Option<EventType> {
-        EventType::ALL.into_iter().find(|t| t.as_str() == s)
+        Some(match s {
+            "touch" => EventType::Touch,
+            "contact" => EventType::Contact,
+            "reply" => EventType::Reply,
+            "request_opened" => EventType::RequestOpened,
+            "request_resolved" => EventType::RequestResolved,
+            "conversion" => EventType::Conversion,
+            "error" => EventType::Error,
+            "abandon" => EventType::Abandon,
+            _ => return None,
+        })
     }
 }
 
