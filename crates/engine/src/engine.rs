@@ -118,15 +118,9 @@ struct Pending {
     value: f64,
 }
 
-impl Pending {
-    fn order(&self) -> (i64, &[u8], u64) {
-        (self.ts, self.event_id.as_bytes(), self.tie)
-    }
-}
-
 impl PartialEq for Pending {
     fn eq(&self, other: &Self) -> bool {
-        self.order() == other.order()
+        self.cmp(other) == Ordering::Equal
     }
 }
 impl Eq for Pending {}
@@ -136,8 +130,13 @@ impl PartialOrd for Pending {
     }
 }
 impl Ord for Pending {
+    /// `(ts, event_id bytewise, tie)`. Written out so that the common case, different
+    /// `ts`, decides without touching the ids (the reorder heap compares at every level).
     fn cmp(&self, other: &Self) -> Ordering {
-        self.order().cmp(&other.order())
+        self.ts
+            .cmp(&other.ts)
+            .then_with(|| self.event_id.as_bytes().cmp(other.event_id.as_bytes()))
+            .then_with(|| self.tie.cmp(&other.tie))
     }
 }
 
@@ -298,9 +297,21 @@ impl PartitionEngine {
     /// Returns the reason when the input was dead-lettered (malformed or late), for
     /// adapters that forward rejects elsewhere; the `rejected` row is produced either way.
     pub fn push(&mut self, raw: &[u8], offset: i64) -> Option<RejectReason> {
+        self.push_decoded(raw, decode(raw), offset)
+    }
+
+    /// [`push`](Self::push) of an event decoded already: `push_decoded(raw, decode(raw), offset)`
+    /// is `push(raw, offset)`. Lets an adapter decode on another thread while this one folds;
+    /// `decoded` must be what [`decode`](crate::decode) gives for `raw`.
+    pub fn push_decoded(
+        &mut self,
+        raw: &[u8],
+        decoded: Result<Event<'_>, RejectReason>,
+        offset: i64,
+    ) -> Option<RejectReason> {
         self.stats.inputs += 1;
         self.live.inputs += 1;
-        let event = match decode(raw) {
+        let event = match decoded {
             Ok(e) => e,
             Err(reason) => {
                 let placed_ts = self.max_ts.unwrap_or(0);

@@ -135,7 +135,13 @@ impl WindowAggregates {
                 None => std::mem::take(m),
                 // Windows starting after `watermark - window_ms` are still open.
                 Some(wm) => {
-                    let open = m.split_off(&(wm.saturating_sub(window_ms).saturating_add(1)));
+                    let first_open = wm.saturating_sub(window_ms).saturating_add(1);
+                    // Called at every new highest `ts`: most calls find no window to close,
+                    // and split_off would still walk and rebuild the tree.
+                    if m.first_key_value().is_none_or(|(&w, _)| w >= first_open) {
+                        return BTreeMap::new();
+                    }
+                    let open = m.split_off(&first_open);
                     std::mem::replace(m, open)
                 }
             }
