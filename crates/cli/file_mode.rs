@@ -8,16 +8,17 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use omnimeter_engine::{EngineConfig, PartitionEngine, RejectReason, Stats, TABLES};
+use omnimeter_engine::{EngineConfig, PartitionEngine, RejectReason, Rows, Stats, TABLES};
 use omnimeter_http::{BackgroundServer, Probe};
 use omnimeter_metrics::{Metrics, MetricsSettings, PartitionHealth};
 use omnimeter_parquet::ParquetSink;
 
 use crate::args::RunArgs;
-use crate::line_blocks::{LineBlocks, Next, lines};
+use crate::line_blocks::{LineBlocks, Next};
 
 /// How often live metrics are brought up to date while input flows (or waits).
 const METRICS_EVERY: Duration = Duration::from_millis(500);
@@ -137,12 +138,59 @@ fn peak_rss_bytes() -> Option<u64> {
 
 pub(crate) fn process(
     input: LineBlocks,
-    mut sink: ParquetSink,
+    sink: ParquetSink,
     cfg: EngineConfig,
     flush_lines: u64,
     metrics: Option<&Metrics>,
 ) -> Result<Summary> {
     let started = Instant::now();
+    // A second sink on the same output writes the `journeys` table while the first
+    // writes the other seven: encoding Parquet is a fifth of the work and, with the
+    // default flush size, comes mostly at the end, when two cores are free for it.
+    // Both name files by the same batch position, so the files are the same as one sink's.
+    let journeys_sink = ParquetSink::with_store(sink.store().clone()).context("opening the output again")?;
+    std::thread::scope(|scope| {
+        let (to_rest, rest_batches) = sync_channel::<Batch>(1);
+        let (to_journeys, journey_batches) = sync_channel::<Batch>(1);
+        let rest = scope.spawn(move || write_loop(rest_batches, sink, metrics));
+        let journeys = scope.spawn(move || write_loop(journey_batches, journeys_sink, metrics));
+        let writers = Writers { rest: to_rest, journeys: to_journeys };
+        let mut summary = fold_input(input, writers, cfg, flush_lines, metrics, started);
+        for writer in [rest, journeys] {
+            let written = writer.join().map_err(|_| anyhow::anyhow!("a Parquet writer thread panicked"))?;
+            // A writer's own error explains an engine-side "writer stopped" better.
+            let (rows, files) = written?;
+            if let Ok(s) = &mut summary {
+                for (total, n) in s.rows.iter_mut().zip(rows) {
+                    *total += n;
+                }
+                s.files += files;
+            }
+        }
+        let mut summary = summary?;
+        summary.elapsed = started.elapsed();
+        Ok(summary)
+    })
+}
+
+/// Rows of one flush and the offset of their first line.
+type Batch = (Rows, i64);
+
+/// The two writer threads' queues (one batch waiting each bounds memory).
+struct Writers {
+    rest: SyncSender<Batch>,
+    journeys: SyncSender<Batch>,
+}
+
+/// The engine thread: folds the decoded lines and hands rows to the writers.
+fn fold_input(
+    input: LineBlocks,
+    writers: Writers,
+    cfg: EngineConfig,
+    flush_lines: u64,
+    metrics: Option<&Metrics>,
+    started: Instant,
+) -> Result<Summary> {
     let mut engine = PartitionEngine::new(cfg, 0);
     let (mut offset, mut blank, mut batch_first) = (0i64, 0u64, 0i64);
     let mut summary =
@@ -161,16 +209,16 @@ pub(crate) fn process(
             }
             Next::End => break,
         };
-        for line in lines(&block) {
-            let text = line.strip_suffix(b"\r").unwrap_or(line);
-            if text.iter().all(u8::is_ascii_whitespace) {
-                blank += 1;
-            } else {
-                engine.push(text, offset);
+        for (raw, decoded) in block.lines() {
+            match decoded {
+                None => blank += 1,
+                Some(decoded) => {
+                    engine.push_decoded(raw, decoded, offset);
+                }
             }
             offset += 1;
             if offset - batch_first >= flush_lines as i64 {
-                flush(&mut engine, &mut sink, batch_first, &mut summary, metrics)?;
+                flush(&mut engine, &writers, batch_first, metrics)?;
                 batch_first = offset;
                 if last_progress.elapsed() >= Duration::from_secs(5) {
                     last_progress = Instant::now();
@@ -192,7 +240,7 @@ pub(crate) fn process(
         }
     }
     engine.finish();
-    flush(&mut engine, &mut sink, batch_first, &mut summary, metrics)?;
+    flush(&mut engine, &writers, batch_first, metrics)?;
     if let Some(m) = metrics {
         observe(m, &mut engine);
         m.finish_windows();
@@ -200,7 +248,6 @@ pub(crate) fn process(
     summary.lines = offset as u64;
     summary.blank = blank;
     summary.stats = engine.stats().clone();
-    summary.elapsed = started.elapsed();
     Ok(summary)
 }
 
@@ -219,14 +266,8 @@ fn observe(m: &Metrics, engine: &mut PartitionEngine) {
     m.advance_windows(engine.watermark());
 }
 
-fn flush(
-    engine: &mut PartitionEngine,
-    sink: &mut ParquetSink,
-    first_offset: i64,
-    summary: &mut Summary,
-    metrics: Option<&Metrics>,
-) -> Result<()> {
-    let rows = engine.take_rows();
+fn flush(engine: &mut PartitionEngine, writers: &Writers, first_offset: i64, metrics: Option<&Metrics>) -> Result<()> {
+    let mut rows = engine.take_rows();
     if let Some(m) = metrics {
         m.record_tally(&engine.take_tally());
         m.record_journeys(&rows.journeys);
@@ -234,13 +275,28 @@ fn flush(
     if rows.is_empty() {
         return Ok(());
     }
-    let report = sink.write_batch(&rows, engine.partition(), first_offset).context("writing Parquet")?;
-    if let Some(m) = metrics {
-        m.record_written(&report.files, &report.rows);
+    let journeys = Rows { journeys: std::mem::take(&mut rows.journeys), ..Rows::default() };
+    for (queue, rows) in [(&writers.journeys, journeys), (&writers.rest, rows)] {
+        if !rows.is_empty() && queue.send((rows, first_offset)).is_err() {
+            // The writer stopped on an error, which joining it reports.
+            bail!("a Parquet writer stopped");
+        }
     }
-    for (total, n) in summary.rows.iter_mut().zip(rows.counts()) {
-        *total += n as u64;
-    }
-    summary.files += report.files.iter().sum::<usize>() as u64;
     Ok(())
+}
+
+/// A writer thread: writes each batch in order; row and file counts by table at the end.
+fn write_loop(batches: Receiver<Batch>, mut sink: ParquetSink, metrics: Option<&Metrics>) -> Result<([u64; 8], u64)> {
+    let (mut rows, mut files) = ([0u64; 8], 0u64);
+    for (batch, first_offset) in batches {
+        let report = sink.write_batch(&batch, 0, first_offset).context("writing Parquet")?;
+        if let Some(m) = metrics {
+            m.record_written(&report.files, &report.rows);
+        }
+        for (total, n) in rows.iter_mut().zip(batch.counts()) {
+            *total += n as u64;
+        }
+        files += report.files.iter().sum::<usize>() as u64;
+    }
+    Ok((rows, files))
 }
