@@ -1,0 +1,560 @@
+//! Every performance figure of the README in one command, side by side:
+//!
+//!     cargo bench --bench perf                        # 1,000,000 events
+//!     cargo bench --bench perf -- 5000000             # any count
+//!     cargo bench --bench perf -- 1000000 decode file # only some sections
+//!
+//! Sections (all by default): `decode` (decoding alone), `engine` (the engine alone
+//! on pre-decoded events), `file` (file mode end to end, and pinned to one core),
+//! `scale-file` (two file-mode processes on two cores vs one), `duckdb` (the same
+//! `journeys` table in DuckDB SQL), `journeys` (memory per open journey), `kafka`
+//! (a worker next to a raw consume on a local tansu broker, then two workers vs one).
+//!
+//! In-process sections run in a child process (this binary again, with `--section`)
+//! so that the peak RSS each reports (VmHWM) is its own. Wall-clock figures are the
+//! best of `RUNS` runs (3), as other work on the machine only ever slows a run down.
+//! A benchmark, not a test: it asserts nothing about speed, it measures.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "../tests/util/mod.rs"]
+mod util;
+
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use omnimeter_engine::{EngineConfig, Event, PartitionEngine, RejectReason, decode};
+use omnimeter_generate::{GenConfig, Generator};
+
+const RUNS: usize = 3;
+const OMNIMETER: &str = env!("CARGO_BIN_EXE_omnimeter");
+const SECTIONS: [&str; 7] = ["decode", "engine", "file", "scale-file", "duckdb", "journeys", "kafka"];
+
+/// One line of the final table.
+struct Figure {
+    what: String,
+    events: u64,
+    secs: f64,
+    rss: Option<u64>,
+    note: String,
+}
+
+impl Figure {
+    fn new(what: impl Into<String>, events: u64, secs: f64, rss: Option<u64>, note: impl Into<String>) -> Self {
+        Figure { what: what.into(), events, secs, rss, note: note.into() }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    if let Some(i) = args.iter().position(|a| a == "--section") {
+        // Child mode: one in-process section, its figure on stdout as one `FIGURE` line.
+        child(&args[i + 1], Path::new(&args[i + 2]), args[i + 3].parse().unwrap());
+        return;
+    }
+    let events: u64 = args.iter().find_map(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let chosen: Vec<&str> = SECTIONS.into_iter().filter(|s| args.iter().any(|a| a == s)).collect();
+    let run = |s: &str| chosen.is_empty() || chosen.contains(&s);
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.ndjson");
+    let bytes = generate(&input, events);
+    eprintln!("bench: {events} events, {:.1} MiB of NDJSON in {}", mib(bytes), input.display());
+
+    let mut table: Vec<Figure> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    if run("decode") {
+        table.push(in_child("decode", &input, events));
+    }
+    if run("engine") {
+        table.push(in_child("engine", &input, events));
+    }
+    let mut file_secs = None;
+    if run("file") || run("duckdb") {
+        let f = file_mode(&input, dir.path(), None, events);
+        file_secs = Some(f.secs);
+        table.push(f);
+        if run("file") {
+            table.push(file_mode(&input, dir.path(), Some("0"), events));
+        }
+    }
+    if run("scale-file") {
+        let (one, two, note) = scale_file(&input, dir.path());
+        table.push(one);
+        table.push(two);
+        notes.push(note);
+    }
+    if run("duckdb") {
+        let (fig, note) = duckdb(&input, dir.path(), events, file_secs.unwrap_or(f64::NAN));
+        table.push(fig);
+        notes.push(note);
+    }
+    if run("journeys") {
+        table.push(in_child("journeys", &input, events));
+    }
+    if run("kafka") {
+        let (figs, kafka_notes) = kafka(events as usize);
+        table.extend(figs);
+        notes.extend(kafka_notes);
+    }
+
+    println!();
+    println!("omnimeter performance, {events} generated events ({:.1} MiB NDJSON)", mib(bytes));
+    println!("machine: {} cores, {}; load average at the end: {}", cores(), cpu_model(), load());
+    println!();
+    println!("| what | events/s | ns/event | wall | peak RSS | |");
+    println!("|---|---:|---:|---:|---:|---|");
+    for f in &table {
+        let rate = if f.secs > 0.0 { format!("{:.0}", f.events as f64 / f.secs) } else { "–".into() };
+        let ns = if f.events > 0 { format!("{:.0}", f.secs * 1e9 / f.events as f64) } else { "–".into() };
+        let rss = f.rss.map_or("–".to_owned(), |b| format!("{:.0} MiB", mib(b)));
+        println!("| {} | {rate} | {ns} | {:.2} s | {rss} | {} |", f.what, f.secs, f.note);
+    }
+    let by = |name: &str| table.iter().find(|f| f.what.starts_with(name)).map(|f| f.secs);
+    if let (Some(file), Some(dec)) = (by("file mode end to end"), by("decode alone")) {
+        println!();
+        println!("file mode / decoding alone: {:.2}x the time", file / dec);
+    }
+    for n in notes {
+        println!("{n}");
+    }
+}
+
+// ---------------------------------------------------------------- input
+
+fn generate(path: &Path, events: u64) -> u64 {
+    // About 8 events per customer over one day: realistic journey sizes and open-journey counts.
+    let cfg = GenConfig { customers: (events / 8).max(1), days: 1, seed: 7, ..GenConfig::default() };
+    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+    Generator::new(cfg).write_to(&mut out, Some(events)).unwrap();
+    out.flush().unwrap();
+    std::fs::metadata(path).unwrap().len()
+}
+
+fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    text.split(|&b| b == b'\n').filter(|l| !l.is_empty())
+}
+
+// ---------------------------------------------------------------- in-process sections (children)
+
+fn in_child(section: &str, input: &Path, events: u64) -> Figure {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--section", section, input.to_str().unwrap(), &events.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "section {section} failed");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text.lines().find_map(|l| l.strip_prefix("FIGURE\t")).unwrap_or_else(|| panic!("{text}"));
+    let f: Vec<&str> = line.split('\t').collect();
+    Figure::new(f[0], f[1].parse().unwrap(), f[2].parse().unwrap(), f[3].parse().ok(), f[4])
+}
+
+fn child(section: &str, input: &Path, events: u64) {
+    let f = match section {
+        "decode" => decode_alone(input),
+        "engine" => engine_alone(input),
+        "journeys" => open_journeys(events),
+        other => panic!("unknown section {other}"),
+    };
+    println!("FIGURE\t{}\t{}\t{}\t{}\t{}", f.what, f.events, f.secs, f.rss.map_or(-1, |b| b as i64), f.note);
+}
+
+/// `VmHWM` of this process: its peak resident memory.
+fn peak_rss() -> u64 {
+    status_kib(&std::fs::read_to_string("/proc/self/status").unwrap(), "VmHWM:").unwrap() * 1024
+}
+
+fn status_kib(status: &str, key: &str) -> Option<u64> {
+    status.lines().find_map(|l| l.strip_prefix(key)?.trim().strip_suffix("kB")?.trim().parse().ok())
+}
+
+/// (a) `omnimeter_engine::decode` over every line of the file, held in memory.
+fn decode_alone(input: &Path) -> Figure {
+    let text = std::fs::read(input).unwrap();
+    let lines: Vec<&[u8]> = lines(&text).collect();
+    let mut best = f64::INFINITY;
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        let mut ok = 0u64;
+        for line in &lines {
+            ok += u64::from(black_box(decode(black_box(line))).is_ok());
+        }
+        best = best.min(t.elapsed().as_secs_f64());
+        assert_eq!(ok, lines.len() as u64, "generated events all decode");
+    }
+    let n = lines.len() as u64;
+    Figure::new("decode alone (in memory)", n, best, Some(peak_rss()), "`decode` over each line; file held in memory")
+}
+
+/// (b) The engine alone: every line decoded beforehand, then pushed, finished and drained.
+fn engine_alone(input: &Path) -> Figure {
+    let text = std::fs::read(input).unwrap();
+    let mut best = f64::INFINITY;
+    let mut n = 0u64;
+    for _ in 0..RUNS {
+        let decoded: Vec<(&[u8], Result<Event<'_>, RejectReason>)> = lines(&text).map(|l| (l, decode(l))).collect();
+        n = decoded.len() as u64;
+        let mut engine = PartitionEngine::new(EngineConfig::default(), 0);
+        let t = Instant::now();
+        let mut rows = Vec::new();
+        for (offset, (raw, event)) in decoded.into_iter().enumerate() {
+            engine.push_decoded(raw, event, offset as i64);
+            if offset % 1_000_000 == 999_999 {
+                rows.push(engine.take_rows()); // as file mode flushes, by default every 1M lines
+            }
+        }
+        engine.finish();
+        rows.push(engine.take_rows());
+        best = best.min(t.elapsed().as_secs_f64());
+        black_box(rows);
+    }
+    let note = "`push_decoded` + `finish` + `take_rows`, events decoded beforehand";
+    Figure::new("engine alone (pre-decoded)", n, best, Some(peak_rss()), note)
+}
+
+/// (e) Memory per open journey: N customers with one or two events each, none closed yet.
+fn open_journeys(journeys: u64) -> Figure {
+    const T0: i64 = 1_793_606_400_000; // 2026-11-02T08:00:00Z
+    const CHANNELS: [&str; 7] = ["web", "app", "phone", "chat", "whatsapp", "email", "store"];
+    const TYPES: [&str; 3] = ["touch", "contact", "request_opened"];
+    let rss = || status_kib(&std::fs::read_to_string("/proc/self/status").unwrap(), "VmRSS:").unwrap() * 1024;
+    let mut engine = PartitionEngine::new(EngineConfig::default(), 0);
+    // All events within 20 minutes of event time, less than the 30-minute gap: no journey
+    // closes; the last 5 s (allowed lateness) stay in the reorder buffer.
+    let span_ms = 20 * 60_000;
+    let before = rss();
+    let started = Instant::now();
+    let (mut raw, mut events) = (String::with_capacity(256), 0u64);
+    let mut distinct_strings = 0u64;
+    for i in 0..journeys {
+        let ts = T0 + (i as i64 * span_ms) / journeys as i64;
+        // Every other customer has a second event on another channel: a hop.
+        for e in 0..=(i % 2) {
+            raw.clear();
+            let ch = CHANNELS[(i as usize + e as usize * 3) % CHANNELS.len()];
+            let ty = TYPES[(i as usize / 2 + e as usize) % TYPES.len()];
+            let step = if i % 3 == 0 { r#","step":"login""# } else { "" };
+            write!(
+                raw,
+                r#"{{"event_id":"evt-{i:09}-{e}","ts":{},"customer_id":"cust-{i:08}","channel":"{ch}","type":"{ty}"{step}}}"#,
+                ts + e as i64 * 500
+            )
+            .unwrap();
+            assert!(engine.push(raw.as_bytes(), events as i64).is_none());
+            events += 1;
+        }
+        distinct_strings += "cust-00000000".len() as u64;
+    }
+    let rows = engine.take_rows();
+    assert!(rows.journeys.is_empty(), "no journey may close before the measurement");
+    drop(rows);
+    let secs = started.elapsed().as_secs_f64();
+    let grown = rss().saturating_sub(before);
+    let held = (engine.open_journeys() + engine.buffered_events()) as u64;
+    let estimate = engine.estimated_state_bytes() as u64;
+    let note = format!(
+        "{journeys} open journeys, {events} events: {:.0} B RSS per journey ({:.0} B beyond its {} B customer id); engine estimate {:.0} B",
+        grown as f64 / journeys as f64,
+        (grown - distinct_strings) as f64 / journeys as f64,
+        distinct_strings / journeys,
+        estimate as f64 / held.max(1) as f64
+    );
+    Figure::new("open journeys (memory)", events, secs, Some(peak_rss()), note)
+}
+
+// ---------------------------------------------------------------- subprocess sections
+
+/// Runs `cmd` to completion; wall time and its peak RSS (VmHWM polled from /proc while it runs).
+fn timed(cmd: &mut Command) -> (f64, Option<u64>, String) {
+    let t = Instant::now();
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (out, rss) = wait_polling(child);
+    let secs = t.elapsed().as_secs_f64();
+    assert!(out.status.success(), "{:?} failed:\n{}", cmd, String::from_utf8_lossy(&out.stderr));
+    (secs, rss, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn wait_polling(mut child: Child) -> (std::process::Output, Option<u64>) {
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = None;
+    // Reading stdout/stderr on threads keeps a chatty child from blocking on a full pipe.
+    let (mut so, mut se) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let outs = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut so, &mut v).unwrap();
+        v
+    });
+    let errs = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut se, &mut v).unwrap();
+        v
+    });
+    let status = loop {
+        if let Some(kib) = std::fs::read_to_string(&status_path).ok().and_then(|s| status_kib(&s, "VmHWM:")) {
+            peak = peak.max(Some(kib * 1024));
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (std::process::Output { status, stdout: outs.join().unwrap(), stderr: errs.join().unwrap() }, peak)
+}
+
+fn file_cmd(input: &Path, out: &Path, core: Option<&str>) -> Command {
+    let mut cmd = match core {
+        Some(c) => {
+            let mut cmd = Command::new("taskset");
+            cmd.args(["-c", c, OMNIMETER]);
+            cmd
+        }
+        None => Command::new(OMNIMETER),
+    };
+    cmd.args(["run", "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()]);
+    cmd
+}
+
+/// The summary's own peak RSS figure (`peak RSS 105.3 MiB`), exact where polling may miss the peak.
+fn summary_rss(summary: &str) -> Option<u64> {
+    let mib: f64 = summary.split("peak RSS ").nth(1)?.split_whitespace().next()?.parse().ok()?;
+    Some((mib * 1_048_576.0) as u64)
+}
+
+/// (c) File mode end to end: NDJSON file → Parquet, the binary as a subprocess, best of RUNS.
+fn file_mode(input: &Path, dir: &Path, core: Option<&str>, events: u64) -> Figure {
+    let mut best = (f64::INFINITY, None);
+    for i in 0..RUNS {
+        let out = dir.join(format!("file-out-{i}"));
+        let (secs, polled, summary) = timed(&mut file_cmd(input, &out, core));
+        std::fs::remove_dir_all(&out).unwrap();
+        if secs < best.0 {
+            best = (secs, summary_rss(&summary).or(polled));
+        }
+    }
+    match core {
+        None => {
+            Figure::new("file mode end to end", events, best.0, best.1, "NDJSON file → Parquet, process start to exit")
+        }
+        Some(c) => Figure::new("file mode, one core", events, best.0, best.1, format!("same, `taskset -c {c}`")),
+    }
+}
+
+/// (f) Two file-mode processes over the two halves of the input's customers (as two
+/// workers would hold two halves of a topic's partitions), each pinned to its own
+/// core, against one process doing both halves one after the other on one core.
+fn scale_file(input: &Path, dir: &Path) -> (Figure, Figure, String) {
+    let text = std::fs::read(input).unwrap();
+    let mut halves = [Vec::new(), Vec::new()];
+    let mut counts = [0u64; 2];
+    for line in lines(&text) {
+        let h = decode(line).map_or(0, |e| e.customer_id.bytes().fold(0u32, |h, b| h.wrapping_mul(31) + u32::from(b)));
+        let half = (h % 2) as usize;
+        halves[half].extend_from_slice(line);
+        halves[half].push(b'\n');
+        counts[half] += 1;
+    }
+    let paths: Vec<PathBuf> = (0..2).map(|i| dir.join(format!("half-{i}.ndjson"))).collect();
+    for (p, h) in paths.iter().zip(&halves) {
+        std::fs::write(p, h).unwrap();
+    }
+    drop((text, halves));
+    let total = counts[0] + counts[1];
+    let (mut one, mut two) = (f64::INFINITY, f64::INFINITY);
+    for i in 0..RUNS {
+        let t = Instant::now();
+        for (h, p) in paths.iter().enumerate() {
+            timed(&mut file_cmd(p, &dir.join(format!("seq-{i}-{h}")), Some("0")));
+        }
+        one = one.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let children: Vec<Child> = paths
+            .iter()
+            .enumerate()
+            .map(|(h, p)| {
+                let core = h.to_string();
+                file_cmd(p, &dir.join(format!("par-{i}-{h}")), Some(&core))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        two = two.min(t.elapsed().as_secs_f64());
+        for h in 0..2 {
+            std::fs::remove_dir_all(dir.join(format!("seq-{i}-{h}"))).unwrap();
+            std::fs::remove_dir_all(dir.join(format!("par-{i}-{h}"))).unwrap();
+        }
+    }
+    let note = format!(
+        "two file-mode processes on two cores: {:.2}x one process on one core ({} + {} events)",
+        one / two,
+        counts[0],
+        counts[1]
+    );
+    (
+        Figure::new("file mode, 1 process, halves in turn", total, one, None, "`taskset -c 0`, half A then half B"),
+        Figure::new("file mode, 2 processes in parallel", total, two, None, "half A on core 0, half B on core 1"),
+        note,
+    )
+}
+
+/// The `journeys` table as a data team would compute it instead: DuckDB SQL
+/// (`benches/duckdb_journeys.sql`) over the same NDJSON file, written to Parquet.
+fn duckdb(input: &Path, dir: &Path, events: u64, file_secs: f64) -> (Figure, String) {
+    let sql_path = util::repo().join("benches/duckdb_journeys.sql");
+    let out = dir.join("duckdb-journeys.parquet");
+    let script = r#"
+import sys, time, duckdb
+sql = open(sys.argv[1]).read().replace("$INPUT", sys.argv[2]).replace("$OUTPUT", sys.argv[3])
+con = duckdb.connect()
+t = time.perf_counter()
+con.execute(sql)
+secs = time.perf_counter() - t
+rows = con.execute(f"select count(*) from read_parquet('{sys.argv[3]}')").fetchone()[0]
+print(f"{secs} {rows}")
+"#;
+    let mut best = (f64::INFINITY, None, 0u64);
+    for _ in 0..RUNS {
+        let (_, rss, stdout) = timed(Command::new("python3").args([
+            "-c",
+            script,
+            sql_path.to_str().unwrap(),
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ]));
+        let mut it = stdout.split_whitespace();
+        let secs: f64 = it.next().unwrap().parse().unwrap();
+        let rows: u64 = it.next().unwrap().parse().unwrap();
+        if secs < best.0 {
+            best = (secs, rss, rows);
+        }
+    }
+    let note = format!(
+        "DuckDB SQL (journeys table only, {} rows, query time without Python start-up) takes {:.2}x the time of omnimeter's file mode (all eight tables)",
+        best.2,
+        best.0 / file_secs
+    );
+    (
+        Figure::new("DuckDB SQL, journeys only", events, best.0, best.1, "benches/duckdb_journeys.sql, python duckdb"),
+        note,
+    )
+}
+
+// ---------------------------------------------------------------- Kafka
+
+const PARTITIONS: i32 = 6;
+
+/// (d) Kafka end to end next to a raw consume of the same topic on the same broker,
+/// and (f) two workers in one group against one.
+fn kafka(events: usize) -> (Vec<Figure>, Vec<String>) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+    let broker = util::kafka::Broker::start();
+    broker.create_topic(util::kafka::TOPIC, PARTITIONS as u32);
+    let mut g = Generator::new(GenConfig { customers: (events / 8).max(1) as u64, seed: 3, ..GenConfig::default() });
+    let mut lines = Vec::with_capacity(events);
+    let mut line = Vec::new();
+    while lines.len() < events && g.next_event(&mut line).is_some() {
+        lines.push(std::mem::take(&mut line));
+    }
+    let t = Instant::now();
+    broker.produce(util::kafka::TOPIC, &lines);
+    eprintln!("bench: produced {} events in {:.1}s", lines.len(), t.elapsed().as_secs_f64());
+    let n = lines.len() as u64;
+    drop(lines);
+
+    // Raw consume: every partition from the beginning to its end, only counting,
+    // with the worker's fetch settings; measured before and after the workers, best kept.
+    let raw_consume = |group: &str| {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", broker.addr())
+            .set("group.id", group)
+            .set("enable.partition.eof", "true")
+            .set("fetch.wait.max.ms", "100")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..PARTITIONS {
+            tpl.add_partition_offset(util::kafka::TOPIC, p, Offset::Beginning).unwrap();
+        }
+        consumer.assign(&tpl).unwrap();
+        let t = Instant::now();
+        let (mut count, mut eofs) = (0u64, 0);
+        while eofs < PARTITIONS {
+            match consumer.poll(Duration::from_millis(500)) {
+                Some(Ok(_)) => count += 1,
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => eofs += 1,
+                _ => {}
+            }
+        }
+        assert_eq!(count, n);
+        t.elapsed().as_secs_f64()
+    };
+    let raw_before = raw_consume("bench-raw-1");
+
+    let dir = tempfile::tempdir().unwrap();
+    let worker = |group: &str, out: &str| {
+        let mut cmd = Command::new(OMNIMETER);
+        cmd.args(["run", "--brokers", &broker.addr(), "--topic", util::kafka::TOPIC, "--group", group])
+            .args(["--until-end", "--output"])
+            .arg(dir.path().join(out))
+            .env("OMNIMETER_LOG", "warn");
+        cmd
+    };
+    let (one, one_rss, summary) = timed(&mut worker("bench-one", "one"));
+    // Two workers in one group share the six partitions; timed until both have exited.
+    let t = Instant::now();
+    let pair: Vec<Child> = ["a", "b"]
+        .iter()
+        .map(|o| worker("bench-two", o).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
+        .collect();
+    let outs: Vec<(std::process::Output, Option<u64>)> = pair.into_iter().map(wait_polling).collect();
+    let two = t.elapsed().as_secs_f64();
+    for (o, _) in &outs {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let raw = raw_before.min(raw_consume("bench-raw-2"));
+    let figs = vec![
+        Figure::new("Kafka raw consume (count only)", n, raw, None, "rdkafka consumer, same broker and topic"),
+        Figure::new("Kafka worker → Parquet", n, one, one_rss, "one `omnimeter run --until-end`, start to exit"),
+        Figure::new("Kafka, 2 workers in one group", n, two, None, "both started together, until both exit"),
+    ];
+    let notes = vec![
+        format!("Kafka worker: {:.2}x the raw consume rate ({PARTITIONS} partitions, tansu on loopback)", raw / one),
+        format!("Kafka: two workers {:.2}x one (the broker runs on the same two cores)", one / two),
+        format!("worker summary: {}", summary.trim()),
+    ];
+    (figs, notes)
+}
+
+// ---------------------------------------------------------------- machine
+
+fn mib(b: u64) -> f64 {
+    b as f64 / 1_048_576.0
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn cpu_model() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    info.lines()
+        .find_map(|l| l.strip_prefix("model name")?.split(':').nth(1).map(|m| m.trim().to_owned()))
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map_or("?".into(), |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+}
