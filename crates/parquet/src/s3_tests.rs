@@ -124,6 +124,8 @@ fn a_missing_bucket_fails_at_open_naming_the_url() -> TestResult {
     let err = ParquetSink::new(moto.output("missing", "p")).err().ok_or("expected an error")?;
     let text = err.to_string();
     assert!(text.starts_with("cannot write s3://missing/p/.omnimeter-write-probe-"), "{text}");
+    assert!(text.contains("NoSuchBucket: The specified bucket does not exist"), "{text}");
+    assert!(!text.contains('\n') && !text.contains("<?xml"), "one line, the XML body condensed: {text}");
     assert!(matches!(err, Error::Store(StoreError::Object { op: "write", .. })), "{err:?}");
     Ok(())
 }

@@ -118,19 +118,12 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
-    #[error("cannot {op} {location}")]
-    Object {
-        op: &'static str,
-        location: String,
-        #[source]
-        source: object_store::Error,
-    },
-    #[error("cannot set up the S3 client for {url}")]
-    Setup {
-        url: String,
-        #[source]
-        source: object_store::Error,
-    },
+    /// `reason` is the error's causes on one line (S3 answers with XML bodies that
+    /// repeat themselves down the chain); `error` keeps the original.
+    #[error("cannot {op} {location}: {reason}")]
+    Object { op: &'static str, location: String, reason: String, error: Box<object_store::Error> },
+    #[error("cannot set up the S3 client for {url}: {reason}")]
+    Setup { url: String, reason: String, error: Box<object_store::Error> },
     #[error("cannot start the S3 client's runtime")]
     Runtime(#[source] io::Error),
 }
@@ -140,7 +133,9 @@ impl StoreError {
     pub fn into_io(self) -> io::Error {
         let kind = match &self {
             StoreError::Io { source, .. } | StoreError::Runtime(source) => source.kind(),
-            StoreError::Object { source: object_store::Error::NotFound { .. }, .. } => io::ErrorKind::NotFound,
+            StoreError::Object { error, .. } if matches!(**error, object_store::Error::NotFound { .. }) => {
+                io::ErrorKind::NotFound
+            }
             StoreError::Object { .. } | StoreError::Setup { .. } => io::ErrorKind::Other,
         };
         io::Error::new(kind, self)
@@ -380,6 +375,28 @@ fn sync_dir(dir: &Path) -> StoreResult<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(|source| io_err("sync", dir, source))
 }
 
+/// An object_store error and its causes on one line: each cause once, and an S3
+/// error body (`<Error><Code>NoSuchBucket</Code><Message>…`) as `NoSuchBucket: …`.
+fn one_line(e: &object_store::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cause: Option<&dyn std::error::Error> = Some(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        let tag = |t: &str| text.split(&format!("<{t}>")).nth(1)?.split(&format!("</{t}>")).next();
+        let text = match (text.find("<?xml").or_else(|| text.find("<Error>")), tag("Code"), tag("Message")) {
+            (Some(at), Some(code), Some(message)) => format!("{} {code}: {message}", text[..at].trim_end()),
+            _ => text.clone(),
+        };
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        // object_store repeats a cause inside its parent's message.
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cause = c.source();
+    }
+    parts.join(": ")
+}
+
 /// An S3 bucket and prefix, driven from blocking code through a runtime of its own.
 struct Bucket {
     s3: AmazonS3,
@@ -453,7 +470,11 @@ impl Bucket {
         let s3_client = {
             // The HTTP client may look for the current runtime while it is built.
             let _inside = runtime.enter();
-            builder.build().map_err(|source| StoreError::Setup { url: url.clone(), source })?
+            builder.build().map_err(|error| StoreError::Setup {
+                url: url.clone(),
+                reason: one_line(&error),
+                error: Box::new(error),
+            })?
         };
         let prefix = s3.prefix.split('/').filter(|s| !s.is_empty()).map(PathPart::from).collect();
         Ok(Bucket { s3: s3_client, prefix, url, runtime: Some(runtime) })
@@ -470,8 +491,13 @@ impl Bucket {
         self.prefix.parts().chain(key.split('/').filter(|s| !s.is_empty()).map(PathPart::from)).collect()
     }
 
-    fn err(&self, op: &'static str, key: &str, source: object_store::Error) -> StoreError {
-        StoreError::Object { op, location: format!("{}/{key}", self.url), source }
+    fn err(&self, op: &'static str, key: &str, error: object_store::Error) -> StoreError {
+        StoreError::Object {
+            op,
+            location: format!("{}/{key}", self.url),
+            reason: one_line(&error),
+            error: Box::new(error),
+        }
     }
 
     fn put(&self, key: &str, bytes: Vec<u8>) -> StoreResult<()> {
