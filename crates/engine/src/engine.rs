@@ -432,7 +432,8 @@ impl PartitionEngine {
         let customer_id = slot.customer_id.to_string();
         let journey_id = slot.journey_id.as_deref().map(str::to_owned);
         let j = open.state.close(self.cfg.max_path, &mut Effects { windows: &mut self.windows, live: &mut self.live });
-        let mut path = String::new();
+        let mut path =
+            String::with_capacity(j.path_prefix.iter().map(|&c| self.names.get(c).len() + 1).sum::<usize>() + 4);
         for (i, &c) in j.path_prefix.iter().enumerate() {
             if i > 0 {
                 path.push('>');

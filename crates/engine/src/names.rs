@@ -23,13 +23,36 @@ pub(crate) const NO_NAME: NameId = NameId::MAX;
 pub(crate) struct Names {
     ids: HashMap<Name, NameId>,
     names: Vec<Name>,
+    /// Recently interned names of up to 14 bytes, by their bytes: every event interns
+    /// a channel and a step, and most are short and few, so most lookups end here
+    /// without hashing the text. Derived, so not checkpointed.
+    recent: Vec<(u128, NameId)>,
+}
+
+const RECENT: usize = 64;
+
+/// A short name's bytes and length in one integer (never 0), or `None` past 14 bytes.
+fn short_key(s: &str) -> Option<u128> {
+    let b = s.as_bytes();
+    if b.len() > 14 {
+        return None;
+    }
+    let mut k = [0u8; 16];
+    k[..b.len()].copy_from_slice(b);
+    k[15] = b.len() as u8 + 1;
+    Some(u128::from_le_bytes(k))
+}
+
+fn recent_slot(key: u128) -> usize {
+    let mixed = (key as u64 ^ (key >> 64) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (mixed >> 58) as usize % RECENT
 }
 
 impl Names {
     /// Rebuilds a table from names in id order (a checkpoint's list).
     pub(crate) fn from_list(names: Vec<Name>) -> Self {
         let ids: HashMap<Name, NameId> = names.iter().enumerate().map(|(i, n)| (n.clone(), i as NameId)).collect();
-        Names { ids, names }
+        Names { ids, names, recent: Vec::new() }
     }
 
     /// All names in id order.
@@ -46,14 +69,41 @@ impl Names {
     }
 
     pub(crate) fn intern(&mut self, s: &str) -> NameId {
-        if let Some(&id) = self.ids.get(s) {
+        let key = short_key(s);
+        if let Some(k) = key
+            && let Some(&(cached, id)) = self.recent.get(recent_slot(k))
+            && cached == k
+        {
             return id;
         }
-        let id = NameId::try_from(self.names.len()).unwrap_or(NO_NAME - 1);
-        let name: Name = s.into();
-        self.names.push(name.clone());
-        self.ids.insert(name, id);
+        let id = match self.ids.get(s) {
+            Some(&id) => id,
+            None => {
+                let id = NameId::try_from(self.names.len()).unwrap_or(NO_NAME - 1);
+                let name: Name = s.into();
+                self.names.push(name.clone());
+                self.ids.insert(name, id);
+                id
+            }
+        };
+        if let Some(k) = key {
+            if self.recent.is_empty() {
+                self.recent = vec![(0, 0); RECENT];
+            }
+            self.recent[recent_slot(k)] = (k, id);
+        }
         id
+    }
+
+    /// Each id's position in text order (`ranks()[id]`), to sort rows by name with integer keys.
+    pub(crate) fn ranks(&self) -> Vec<u32> {
+        let mut ids: Vec<NameId> = (0..self.names.len() as NameId).collect();
+        ids.sort_unstable_by(|&a, &b| self.get(a).cmp(self.get(b)));
+        let mut rank = vec![0; ids.len()];
+        for (r, id) in ids.into_iter().enumerate() {
+            rank[id as usize] = r as u32;
+        }
+        rank
     }
 
     pub(crate) fn get(&self, id: NameId) -> &Name {
@@ -78,5 +128,24 @@ mod tests {
         assert_eq!(n.intern("web"), a);
         assert_eq!(&**n.get(b), "app");
         assert_eq!(n.get_opt(NO_NAME), None);
+    }
+
+    #[test]
+    fn the_recent_cache_never_confuses_names() {
+        let mut n = Names::default();
+        let words: Vec<String> = (0..500).map(|i| format!("n{i}")).chain(["a".into(), "a\0".into()]).collect();
+        let long = "a_name_longer_than_fourteen_bytes";
+        let ids: Vec<NameId> = words.iter().map(|w| n.intern(w)).collect();
+        for _ in 0..3 {
+            for (w, &id) in words.iter().zip(&ids) {
+                assert_eq!(n.intern(w), id);
+                assert_eq!(&**n.get(id), w.as_str());
+            }
+        }
+        let l = n.intern(long);
+        assert_eq!((n.intern(long), &**n.get(l)), (l, long));
+        let mut ranks = n.ranks();
+        ranks.sort_unstable();
+        assert_eq!(ranks, (0..n.list().len() as u32).collect::<Vec<_>>());
     }
 }

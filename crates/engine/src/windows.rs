@@ -36,6 +36,16 @@ struct PathAcc {
     conversion_value: f64,
 }
 
+/// A `paths` key borrowed: hashes and compares like `(i64, String)`.
+#[derive(Hash)]
+struct PathKey<'a>(i64, &'a str);
+
+impl hashbrown::Equivalent<(i64, String)> for PathKey<'_> {
+    fn equivalent(&self, key: &(i64, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
+}
+
 /// Nearest-rank percentile of sorted values: the smallest value with at least
 /// `p`% of the values at or below it.
 fn nearest_rank(sorted: &[i64], p: usize) -> Option<i64> {
@@ -103,10 +113,17 @@ impl WindowAggregates {
         }
         jw.fcr += i64::from(j.first_contact_resolution == Some(true));
 
-        let p = self.paths.entry((w, path.to_owned())).or_default();
-        p.journeys += 1;
-        p.conversions += i64::from(converted);
-        p.conversion_value += j.conversion_value;
+        let add = |p: &mut PathAcc| {
+            p.journeys += 1;
+            p.conversions += i64::from(converted);
+            p.conversion_value += j.conversion_value;
+        };
+        // Most journeys follow a path already seen in their window: no key allocation then.
+        if let Some(p) = self.paths.get_mut(&PathKey(w, path)) {
+            add(p);
+        } else {
+            add(self.paths.entry((w, path.to_owned())).or_default());
+        }
 
         if converted {
             let v = j.conversion_value;
@@ -156,7 +173,8 @@ impl WindowAggregates {
                 event_type: t,
                 events,
             }));
-            out.activity[start..].sort_by(|a, b| (&a.channel, a.event_type).cmp(&(&b.channel, b.event_type)));
+            // Keys are distinct (they were map keys), so an unstable sort orders them fully.
+            out.activity[start..].sort_unstable_by(|a, b| (&a.channel, a.event_type).cmp(&(&b.channel, b.event_type)));
         }
         let done = split(&mut self.transitions, watermark, self.window_ms);
         for (window_start, counts) in done {
@@ -169,14 +187,18 @@ impl WindowAggregates {
                 hops,
             }));
             out.transitions[start..]
-                .sort_by(|a, b| (&a.from_channel, &a.to_channel).cmp(&(&b.from_channel, &b.to_channel)));
+                .sort_unstable_by(|a, b| (&a.from_channel, &a.to_channel).cmp(&(&b.from_channel, &b.to_channel)));
         }
     }
 
     /// Moves every journey-derived aggregate into `out`, sorted by key.
     pub(crate) fn drain_journey_tables(&mut self, names: &Names, partition: i32, out: &mut Rows) {
+        // Names compare by their rank in text order: integer keys instead of string
+        // comparisons. Keys are distinct (they were map keys), so unstable sorts order them fully.
+        let rank = names.ranks();
+        let step_rank = |id: NameId| if id == crate::names::NO_NAME { 0 } else { rank[id as usize] + 1 };
         let mut jw: Vec<_> = self.journey_windows.drain().collect();
-        jw.sort_by(|a, b| (a.0.0, names.get(a.0.1), a.0.2).cmp(&(b.0.0, names.get(b.0.1), b.0.2)));
+        jw.sort_unstable_by_key(|&((w, first, outcome), _)| (w, rank[first as usize], outcome));
         out.journey_windows.extend(jw.into_iter().map(|((window_start, first, outcome), mut acc)| {
             acc.resolutions.sort_unstable();
             JourneyWindowRow {
@@ -197,7 +219,7 @@ impl WindowAggregates {
         }));
 
         let mut paths: Vec<_> = self.paths.drain().collect();
-        paths.sort_by(|a, b| a.0.cmp(&b.0));
+        paths.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         out.paths.extend(paths.into_iter().map(|((window_start, path), p)| PathRow {
             partition,
             window_start,
@@ -208,12 +230,7 @@ impl WindowAggregates {
         }));
 
         let mut friction: Vec<_> = self.friction.drain().collect();
-        friction.sort_by(|a, b| {
-            let k = |x: &(i64, FrictionKind, NameId, NameId)| {
-                (x.0, x.1, names.get(x.2).clone(), names.get_opt(x.3).cloned())
-            };
-            k(&a.0).cmp(&k(&b.0))
-        });
+        friction.sort_unstable_by_key(|&((w, kind, ch, step), _)| (w, kind, rank[ch as usize], step_rank(step)));
         out.friction.extend(friction.into_iter().map(|((window_start, kind, ch, step), occurrences)| FrictionRow {
             partition,
             window_start,
@@ -224,7 +241,7 @@ impl WindowAggregates {
         }));
 
         let mut attribution: Vec<_> = self.attribution.drain().collect();
-        attribution.sort_by(|a, b| (a.0.0, a.0.1, names.get(a.0.2)).cmp(&(b.0.0, b.0.1, names.get(b.0.2))));
+        attribution.sort_unstable_by_key(|&((w, model, ch), _)| (w, model, rank[ch as usize]));
         out.attribution.extend(attribution.into_iter().map(|((window_start, model, ch), (conversions, value))| {
             AttributionRow { partition, window_start, model, channel: names.get(ch).clone(), conversions, value }
         }));
