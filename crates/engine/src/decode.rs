@@ -64,10 +64,18 @@ enum Kind {
 /// (`escaped` when it holds a backslash), any other value's whole token.
 #[derive(Clone, Copy, Debug)]
 struct Span {
-    start: usize,
-    end: usize,
+    // u32: payloads are at most MAX_PAYLOAD_BYTES, and small spans keep the nine
+    // captured fields in two cache lines.
+    start: u32,
+    end: u32,
     kind: Kind,
     escaped: bool,
+}
+
+impl Span {
+    fn range(&self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
 }
 
 // Known fields, as indexes into the captured spans.
@@ -82,20 +90,20 @@ const VALUE: usize = 7;
 const ATTRS: usize = 8;
 
 fn field_index(key: &[u8]) -> Option<usize> {
-    // By length first: each arm then compares a few bytes of known size, no memcmp call.
-    let (name, field): (&[u8], usize) = match key.len() {
-        2 => (b"ts", TS),
-        4 if key[0] == b't' => (b"type", TYPE),
-        4 => (b"step", STEP),
-        5 if key[0] == b'v' => (b"value", VALUE),
-        5 => (b"attrs", ATTRS),
-        7 => (b"channel", CHANNEL),
-        8 => (b"event_id", EVENT_ID),
-        10 => (b"journey_id", JOURNEY_ID),
-        11 => (b"customer_id", CUSTOMER_ID),
+    // Byte patterns compile to a length test and a few integer compares (a byte-string
+    // comparison of unknown length would call memcmp, once per key of every event).
+    Some(match *key {
+        [b't', b's'] => TS,
+        [b't', b'y', b'p', b'e'] => TYPE,
+        [b's', b't', b'e', b'p'] => STEP,
+        [b'v', b'a', b'l', b'u', b'e'] => VALUE,
+        [b'a', b't', b't', b'r', b's'] => ATTRS,
+        [b'c', b'h', b'a', b'n', b'n', b'e', b'l'] => CHANNEL,
+        [b'e', b'v', b'e', b'n', b't', b'_', b'i', b'd'] => EVENT_ID,
+        [b'j', b'o', b'u', b'r', b'n', b'e', b'y', b'_', b'i', b'd'] => JOURNEY_ID,
+        [b'c', b'u', b's', b't', b'o', b'm', b'e', b'r', b'_', b'i', b'd'] => CUSTOMER_ID,
         _ => return None,
-    };
-    (key == name).then_some(field)
+    })
 }
 
 /// A cursor over the payload. Every method leaves `i` just past what it read.
@@ -143,7 +151,7 @@ impl Scanner<'_> {
                 self.eat(b':')?;
                 self.skip_ws();
                 let value = self.value()?;
-                let name = &self.b[key.start..key.end];
+                let name = &self.b[key.range()];
                 let field = if key.escaped {
                     // serde_json reads top-level keys strictly: a lone surrogate is invalid JSON.
                     let name = std::str::from_utf8(name).ok().and_then(unescape).ok_or(Syntax)?;
@@ -190,12 +198,14 @@ impl Scanner<'_> {
             }
             _ => self.scalar()?,
         };
-        Ok(Span { start, end: self.i, kind, escaped: false })
+        Ok(Span { start: start as u32, end: self.i as u32, kind, escaped: false })
     }
 
     /// A string's rest, `i` just past its opening quote. Escapes must be well
     /// formed; whether `\u` escapes pair up is checked only when the text is read
-    /// ([`unescape`]), as serde_json does for values it skips.
+    /// ([`unescape`]), as serde_json does for values it skips. Inlined: most of a
+    /// payload is strings, most of them short, so a call would cost as much as the scan.
+    #[inline(always)]
     fn string(&mut self) -> Result<Span, Syntax> {
         let start = self.i;
         let mut escaped = false;
@@ -203,7 +213,7 @@ impl Scanner<'_> {
             self.i = next_special(self.b, self.i);
             match self.peek() {
                 Some(b'"') => {
-                    let span = Span { start, end: self.i, kind: Kind::String, escaped };
+                    let span = Span { start: start as u32, end: self.i as u32, kind: Kind::String, escaped };
                     self.i += 1;
                     return Ok(span);
                 }
@@ -351,7 +361,7 @@ impl Scanner<'_> {
 
 /// Index of the first `"`, `\` or control character at or after `i` (or the
 /// length): eight bytes per step, as strings are most of a payload's bytes.
-#[inline]
+#[inline(always)]
 fn next_special(b: &[u8], mut i: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -471,7 +481,7 @@ impl<'a> Fields<'a> {
 
     /// A value's bytes: spans end at ASCII delimiters, so they are always `str` boundaries.
     fn token(&self, s: Span) -> &'a str {
-        self.text.get(s.start..s.end).unwrap_or_default()
+        self.text.get(s.range()).unwrap_or_default()
     }
 
     fn string(&self, s: Span) -> Result<Cow<'a, str>, RejectReason> {

@@ -45,11 +45,11 @@ fn days_in_month(y: i64, m: u32) -> u32 {
     }
 }
 
-fn digits(b: &[u8]) -> Option<u32> {
-    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(b.iter().fold(0u32, |n, &c| n * 10 + u32::from(c - b'0')))
+/// The value of two ASCII digits at `b[i..i + 2]` (the caller checked the length).
+#[inline]
+fn two_digits(b: &[u8], i: usize) -> Option<u32> {
+    let (hi, lo) = (b[i].wrapping_sub(b'0'), b[i + 1].wrapping_sub(b'0'));
+    (hi < 10 && lo < 10).then(|| u32::from(hi) * 10 + u32::from(lo))
 }
 
 /// Parses an RFC 3339 date-time with a mandatory offset (`Z` or `±HH:MM`) into
@@ -61,12 +61,12 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':' {
         return None;
     }
-    let year = i64::from(digits(&b[0..4])?);
-    let month = digits(&b[5..7])?;
-    let day = digits(&b[8..10])?;
-    let hour = digits(&b[11..13])?;
-    let minute = digits(&b[14..16])?;
-    let second = digits(&b[17..19])?;
+    let year = i64::from(two_digits(b, 0)? * 100 + two_digits(b, 2)?);
+    let month = two_digits(b, 5)?;
+    let day = two_digits(b, 8)?;
+    let hour = two_digits(b, 11)?;
+    let minute = two_digits(b, 14)?;
+    let second = two_digits(b, 17)?;
     if year < 1 || !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
         return None;
     }
@@ -88,8 +88,8 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let offset_min: i64 = match rest {
         [b'Z' | b'z'] => 0,
         [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let oh = digits(&[*h1, *h2])?;
-            let om = digits(&[*m1, *m2])?;
+            let oh = two_digits(&[*h1, *h2], 0)?;
+            let om = two_digits(&[*m1, *m2], 0)?;
             if oh > 23 || om > 59 {
                 return None;
             }
