@@ -246,20 +246,17 @@ impl PartitionSet {
         if h.batch_first.is_none() && !closing {
             return Ok(());
         }
-        if !h.unwritten.is_empty() {
-            let report = match h.batch_first {
+        // The rows stay in `unwritten` until the checkpoint covering them is saved: a
+        // retry after a failed checkpoint rewrites them (same names) with any newer
+        // rows, instead of replacing their files with the newer rows alone.
+        let report = if h.unwritten.is_empty() {
+            None
+        } else {
+            Some(match h.batch_first {
                 Some(first) => self.sink.write_batch(&h.unwritten, partition, first)?,
                 None => self.sink.write_closing_batch(&h.unwritten, partition, next)?,
-            };
-            self.metrics.record_written(&report.files, &report.rows);
-            let mut st = lock(&self.status);
-            for i in 0..8 {
-                st.parquet_files[i] += report.files[i] as u64;
-                st.parquet_rows[i] += report.rows[i] as u64;
-            }
-            drop(st);
-            h.unwritten = Rows::default();
-        }
+            })
+        };
         if let Some(dl) = &self.dead_letters {
             dl.flush(self.drain_timeout).map_err(Error::Kafka)?;
         }
@@ -268,6 +265,15 @@ impl PartitionSet {
         self.store
             .save(partition, &Checkpoint { next_offset: next, closed: close, resume_offset, engine })
             .map_err(Error::Checkpoint)?;
+        h.unwritten = Rows::default();
+        if let Some(report) = report {
+            self.metrics.record_written(&report.files, &report.rows);
+            let mut st = lock(&self.status);
+            for i in 0..8 {
+                st.parquet_files[i] += report.files[i] as u64;
+                st.parquet_rows[i] += report.rows[i] as u64;
+            }
+        }
         h.batch_first = None;
         h.closed = close;
         h.checkpointed_at = Some(Instant::now());
