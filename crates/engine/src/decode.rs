@@ -146,19 +146,24 @@ impl Scanner<'_> {
         } else {
             loop {
                 self.eat(b'"')?;
-                let key = self.string()?;
+                let field = match self.known_key() {
+                    Some(field) => Some(field),
+                    None => {
+                        let key = self.string()?;
+                        let name = &self.b[key.range()];
+                        if key.escaped {
+                            // serde_json reads top-level keys strictly: a lone surrogate is invalid JSON.
+                            let name = std::str::from_utf8(name).ok().and_then(unescape).ok_or(Syntax)?;
+                            field_index(name.as_bytes())
+                        } else {
+                            field_index(name)
+                        }
+                    }
+                };
                 self.skip_ws();
                 self.eat(b':')?;
                 self.skip_ws();
                 let value = self.value()?;
-                let name = &self.b[key.range()];
-                let field = if key.escaped {
-                    // serde_json reads top-level keys strictly: a lone surrogate is invalid JSON.
-                    let name = std::str::from_utf8(name).ok().and_then(unescape).ok_or(Syntax)?;
-                    field_index(name.as_bytes())
-                } else {
-                    field_index(name)
-                };
                 if let Some(f) = field {
                     spans[f] = Some(value);
                 }
@@ -178,6 +183,29 @@ impl Scanner<'_> {
         }
         self.skip_ws();
         if self.i == self.b.len() { Ok(spans) } else { Err(Syntax) }
+    }
+
+    /// A known field's name and its closing quote (`i` just past the opening one),
+    /// read in one comparison: the fast path for the keys every event has.
+    #[inline]
+    fn known_key(&mut self) -> Option<usize> {
+        /// `name` at the start of `rest`, compared as one fixed-size array (no memcmp call).
+        fn at<const N: usize>(rest: &[u8], name: &[u8; N], field: usize) -> Option<(usize, usize)> {
+            (rest.first_chunk::<N>() == Some(name)).then_some((field, N))
+        }
+        let rest = &self.b[self.i..];
+        let (field, len) = match rest.first()? {
+            b'e' => at(rest, b"event_id\"", EVENT_ID),
+            b't' => at(rest, b"ts\"", TS).or_else(|| at(rest, b"type\"", TYPE)),
+            b'c' => at(rest, b"customer_id\"", CUSTOMER_ID).or_else(|| at(rest, b"channel\"", CHANNEL)),
+            b'j' => at(rest, b"journey_id\"", JOURNEY_ID),
+            b's' => at(rest, b"step\"", STEP),
+            b'v' => at(rest, b"value\"", VALUE),
+            b'a' => at(rest, b"attrs\"", ATTRS),
+            _ => None,
+        }?;
+        self.i += len;
+        Some(field)
     }
 
     /// Any value, `i` at its first byte.
