@@ -310,12 +310,29 @@ impl PartitionSet {
         }
     }
 
-    /// Fetches again from where consumption stopped.
+    /// Fetches again, each partition from a known record-batch start at or before
+    /// where it stopped: some brokers (tansu 0.6) return nothing to a fetch that
+    /// starts inside a batch, and a pause can fall anywhere. Messages already
+    /// consumed are re-read and skipped by [`PartitionSet::push`].
     pub(crate) fn resume<C: ConsumerContext>(&mut self, consumer: &impl Consumer<C>) {
         self.output_failing = false;
+        let mut from = TopicPartitionList::new();
+        for (&p, h) in &self.held {
+            if let (Some(resume), Some(next)) = (h.resume_offset, h.next_offset)
+                && resume < next
+                && let Err(e) = from.add_partition_offset(&self.topic, p, Offset::Offset(resume))
+            {
+                tracing::warn!(partition = p, error = %e, "cannot plan the seek back to a batch start");
+            }
+        }
         let resumed = consumer.assignment().and_then(|tpl| consumer.resume(&tpl));
         if let Err(e) = resumed {
             tracing::warn!(error = %e, "resuming partitions failed");
+        }
+        if from.count() > 0
+            && let Err(e) = consumer.seek_partitions(from, Duration::from_secs(5))
+        {
+            tracing::warn!(error = %e, "seeking back to batch starts failed");
         }
     }
 
