@@ -144,19 +144,26 @@ pub(crate) fn process(
     metrics: Option<&Metrics>,
 ) -> Result<Summary> {
     let started = Instant::now();
-    // A second sink on the same output writes the `journeys` table while the first
-    // writes the other seven: encoding Parquet is a fifth of the work and, with the
-    // default flush size, comes mostly at the end, when two cores are free for it.
-    // Both name files by the same batch position, so the files are the same as one sink's.
-    let journeys_sink = ParquetSink::with_store(sink.store().clone()).context("opening the output again")?;
+    // More sinks on the same output write in parallel: one the `journeys` rows of even
+    // UTC hours, one those of odd hours, one the other seven tables. Encoding Parquet is
+    // a fifth of the work and, with the default flush size, comes mostly at the end, when
+    // both cores are free for it. Every file holds one table and hour, and all sinks name
+    // files by the batch position, so the files are the same as one sink's.
+    let sinks = [
+        ParquetSink::with_store(sink.store().clone()).context("opening the output again")?,
+        ParquetSink::with_store(sink.store().clone()).context("opening the output again")?,
+        sink,
+    ];
     std::thread::scope(|scope| {
-        let (to_rest, rest_batches) = sync_channel::<Batch>(1);
-        let (to_journeys, journey_batches) = sync_channel::<Batch>(1);
-        let rest = scope.spawn(move || write_loop(rest_batches, sink, metrics));
-        let journeys = scope.spawn(move || write_loop(journey_batches, journeys_sink, metrics));
-        let writers = Writers { rest: to_rest, journeys: to_journeys };
-        let mut summary = fold_input(input, writers, cfg, flush_lines, metrics, started);
-        for writer in [rest, journeys] {
+        let mut queues = Vec::new();
+        let mut threads = Vec::new();
+        for sink in sinks {
+            let (queue, batches) = sync_channel::<Batch>(1);
+            queues.push(queue);
+            threads.push(scope.spawn(move || write_loop(batches, sink, metrics)));
+        }
+        let mut summary = fold_input(input, Writers(queues), cfg, flush_lines, metrics, started);
+        for writer in threads {
             let written = writer.join().map_err(|_| anyhow::anyhow!("a Parquet writer thread panicked"))?;
             // A writer's own error explains an engine-side "writer stopped" better.
             let (rows, files) = written?;
@@ -176,11 +183,9 @@ pub(crate) fn process(
 /// Rows of one flush and the offset of their first line.
 type Batch = (Rows, i64);
 
-/// The two writer threads' queues (one batch waiting each bounds memory).
-struct Writers {
-    rest: SyncSender<Batch>,
-    journeys: SyncSender<Batch>,
-}
+/// The writer threads' queues: journeys of even hours, of odd hours, the other tables
+/// (one batch waiting each bounds memory).
+struct Writers(Vec<SyncSender<Batch>>);
 
 /// The engine thread: folds the decoded lines and hands rows to the writers.
 fn fold_input(
@@ -275,8 +280,12 @@ fn flush(engine: &mut PartitionEngine, writers: &Writers, first_offset: i64, met
     if rows.is_empty() {
         return Ok(());
     }
-    let journeys = Rows { journeys: std::mem::take(&mut rows.journeys), ..Rows::default() };
-    for (queue, rows) in [(&writers.journeys, journeys), (&writers.rest, rows)] {
+    // A journey row's file is that of its `end_ts` hour (SPEC §4), so splitting by hour
+    // never splits a file.
+    let odd: Vec<_> = rows.journeys.extract_if(.., |j| j.end_ts.div_euclid(3_600_000) % 2 == 1).collect();
+    let even = std::mem::take(&mut rows.journeys);
+    let journeys = |journeys| Rows { journeys, ..Rows::default() };
+    for (queue, rows) in writers.0.iter().zip([journeys(even), journeys(odd), rows]) {
         if !rows.is_empty() && queue.send((rows, first_offset)).is_err() {
             // The writer stopped on an error, which joining it reports.
             bail!("a Parquet writer stopped");
