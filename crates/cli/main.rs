@@ -17,11 +17,6 @@ use clap::Parser;
 
 use crate::args::{Cli, Command};
 
-/// mimalloc rather than the system allocator: file mode runs a few percent of its
-/// instructions in malloc/free (per-event ids, journey rows, Parquet buffers).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
