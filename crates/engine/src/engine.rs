@@ -10,7 +10,7 @@
 //!
 //! What the state is bounded by (measured by `cargo bench --bench perf -- journeys` and the
 //! `hostile` tests; [`PartitionEngine::estimated_state_bytes`] adds it up):
-//! - open journeys: about 370 bytes each (key slot, boxed journey state, key
+//! - open journeys: about 400 bytes each (key slot, boxed journey state, key
 //!   strings, deadline, index), plus 8–18 bytes per distinct event id of the
 //!   journey; they close at `last ts + gap` of event time, so their number is
 //!   the customers active within one `gap` (`thread_gap` for threads);
