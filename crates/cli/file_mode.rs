@@ -283,7 +283,7 @@ fn flush(engine: &mut PartitionEngine, writers: &Writers, first_offset: i64, met
     // A journey row's file is that of its `end_ts` hour (SPEC §4), so splitting by hour
     // never splits a file.
     let (odd, even): (Vec<_>, Vec<_>) =
-        std::mem::take(&mut rows.journeys).into_iter().partition(|j| j.end_ts.div_euclid(3_600_000) % 2 == 1);
+        std::mem::take(&mut rows.journeys).into_iter().partition(|j| omnimeter_parquet::hour_of(j.end_ts) % 2 == 1);
     let journeys = |journeys| Rows { journeys, ..Rows::default() };
     for (queue, rows) in writers.0.iter().zip([journeys(even), journeys(odd), rows]) {
         if !rows.is_empty() && queue.send((rows, first_offset)).is_err() {

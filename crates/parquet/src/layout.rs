@@ -8,7 +8,7 @@ const MS_PER_HOUR: i64 = 3_600_000;
 
 /// Hours since the Unix epoch; floors, so times before 1970 go to the hour that
 /// contains them rather than the one after.
-pub(crate) fn hour_of(ms: i64) -> i64 {
+pub fn hour_of(ms: i64) -> i64 {
     ms.div_euclid(MS_PER_HOUR)
 }
 

@@ -16,6 +16,7 @@ use parquet::basic::Compression;
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 
+pub use layout::hour_of;
 pub use store::{Output, S3Output, Store, StoreError};
 
 /// Rows per row group: large enough for good compression and scans, small enough
