@@ -10,9 +10,9 @@
 //!
 //! What the state is bounded by (measured by `cargo bench --bench perf -- journeys` and the
 //! `hostile` tests; [`PartitionEngine::estimated_state_bytes`] adds it up):
-//! - open journeys: about 400 bytes each (key slot, boxed journey state, key
-//!   strings, deadline, index), plus 8–18 bytes per distinct event id of the
-//!   journey; they close at `last ts + gap` of event time, so their number is
+//! - open journeys: about 220 bytes each (a 192-byte key slot holding the journey
+//!   state and key strings up to 24 bytes, a 16-byte deadline, the index), plus
+//!   8–18 bytes per distinct event id of the journey past two; they close at `last ts + gap` of event time, so their number is
 //!   the customers active within one `gap` (`thread_gap` for threads);
 //! - the reorder buffer: by event time, not count (see `reorder.rs`);
 //! - deadlines: one per open journey, plus stale ones that leave by `gap`;
@@ -140,23 +140,59 @@ impl Ord for Pending {
     }
 }
 
-/// A journey key `(customer_id, journey_id)` with its open journey, if any.
-#[derive(serde::Serialize, serde::Deserialize, Debug)]
-struct KeySlot {
-    customer_id: Box<str>,
-    journey_id: Option<Box<str>>,
-    /// Events of this key still in the reorder buffer: the slot lives while any wait.
-    pending: u32,
-    /// Boxed so that the slab holds 48-byte slots: its spare capacity (up to half
-    /// of it after growing) and slots of keys that only have buffered events cost
-    /// little, and a burst of journeys leaves small slots behind once they close.
-    journey: Option<Box<OpenJourney>>,
+/// A journey key `(customer_id, journey_id)`: both strings in one, inline up to
+/// 24 bytes (most ids are shorter), and where the customer id ends.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
+struct JourneyKey {
+    text: CompactString,
+    /// Length of the customer id in `text`, or [`NO_THREAD`] when there is no journey id.
+    thread_at: u32,
 }
 
+const NO_THREAD: u32 = u32::MAX;
+
+impl JourneyKey {
+    fn new(customer: &str, thread: Option<&str>) -> Self {
+        match thread {
+            None => JourneyKey { text: customer.into(), thread_at: NO_THREAD },
+            Some(t) => {
+                let mut text = CompactString::with_capacity(customer.len() + t.len());
+                text.push_str(customer);
+                text.push_str(t);
+                // Event lines are far below 4 GiB (the adapters bound them), so the length fits.
+                JourneyKey { text, thread_at: customer.len() as u32 }
+            }
+        }
+    }
+
+    fn customer_id(&self) -> &str {
+        if self.thread_at == NO_THREAD { &self.text } else { self.text.get(..self.thread_at as usize).unwrap_or("") }
+    }
+
+    fn journey_id(&self) -> Option<&str> {
+        (self.thread_at != NO_THREAD).then(|| self.text.get(self.thread_at as usize..).unwrap_or(""))
+    }
+
+    fn is(&self, customer: &str, thread: Option<&str>) -> bool {
+        self.customer_id() == customer && self.journey_id() == thread
+    }
+
+    /// A restored key must split on a character boundary.
+    fn is_valid(&self) -> bool {
+        self.thread_at == NO_THREAD || self.text.is_char_boundary(self.thread_at as usize)
+    }
+}
+
+/// A journey key with its open journey, if any (192 bytes, journey inline).
 #[derive(serde::Serialize, serde::Deserialize, Debug)]
-struct OpenJourney {
-    serial: u64,
-    state: JourneyState,
+struct KeySlot {
+    key: JourneyKey,
+    /// Events of this key still in the reorder buffer: the slot lives while any wait.
+    pending: u32,
+    /// Tells the open journey's deadline from stale ones of journeys closed before
+    /// (the low bits of the engine's journey serial; a stale match only costs a re-check).
+    serial: u32,
+    journey: Option<JourneyState>,
 }
 
 /// Journey keys in a slab, found through a hash table of slab indexes: one copy
@@ -174,17 +210,18 @@ impl KeyTable {
         hasher.hash_one((customer, thread))
     }
 
+    fn hash_key(hasher: &DefaultHashBuilder, key: &JourneyKey) -> u64 {
+        Self::hash(hasher, key.customer_id(), key.journey_id())
+    }
+
     fn find_or_insert(&mut self, customer: &str, thread: Option<&str>) -> u32 {
         let h = Self::hash(&self.hasher, customer, thread);
         let slots = &self.slots;
-        let eq = |&i: &u32| {
-            slots[i as usize].as_ref().is_some_and(|s| &*s.customer_id == customer && s.journey_id.as_deref() == thread)
-        };
+        let eq = |&i: &u32| slots[i as usize].as_ref().is_some_and(|s| s.key.is(customer, thread));
         if let Some(&i) = self.index.find(h, eq) {
             return i;
         }
-        let slot =
-            KeySlot { customer_id: customer.into(), journey_id: thread.map(Into::into), pending: 0, journey: None };
+        let slot = KeySlot { key: JourneyKey::new(customer, thread), pending: 0, serial: 0, journey: None };
         let i = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = Some(slot);
@@ -197,8 +234,7 @@ impl KeyTable {
         };
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.index.insert_unique(h, i, |&j| {
-            let s = slots[j as usize].as_ref().expect("indexed slots are occupied");
-            Self::hash(hasher, &s.customer_id, s.journey_id.as_deref())
+            Self::hash_key(hasher, &slots[j as usize].as_ref().expect("indexed slots are occupied").key)
         });
         i
     }
@@ -218,7 +254,7 @@ impl KeyTable {
             return;
         }
         if let Some(s) = self.slots[i as usize].take() {
-            let h = Self::hash(&self.hasher, &s.customer_id, s.journey_id.as_deref());
+            let h = Self::hash_key(&self.hasher, &s.key);
             if let Ok(entry) = self.index.find_entry(h, |&j| j == i) {
                 entry.remove();
             }
@@ -238,7 +274,7 @@ pub struct PartitionEngine {
     keys: KeyTable,
     reorder: ReorderBuffer<Pending>,
     /// `(earliest possible close, key, journey serial)`, re-checked when popped.
-    deadlines: BinaryHeap<Reverse<(i64, u32, u64)>>,
+    deadlines: BinaryHeap<Reverse<(i64, u32, u32)>>,
     journey_serial: u64,
     windows: WindowAggregates,
     ready: Rows,
@@ -375,10 +411,10 @@ impl PartitionEngine {
             self.deadlines.pop();
             let gap = self.gap_of(key);
             // The serial tells a stale entry (its journey already closed) from the live one.
-            let Some(j) = self.keys.slot(key).and_then(|s| s.journey.as_ref()).filter(|j| j.serial == serial) else {
+            let Some(j) = self.keys.slot(key).filter(|s| s.serial == serial).and_then(|s| s.journey.as_ref()) else {
                 continue;
             };
-            let now = j.state.last_ts.saturating_add(gap);
+            let now = j.last_ts.saturating_add(gap);
             if now <= wm {
                 self.close(key);
                 self.keys.release_if_idle(key);
@@ -390,7 +426,11 @@ impl PartitionEngine {
     }
 
     fn gap_of(&self, key: u32) -> i64 {
-        if self.keys.slot(key).is_some_and(|s| s.journey_id.is_some()) { self.cfg.thread_gap.0 } else { self.cfg.gap.0 }
+        if self.keys.slot(key).is_some_and(|s| s.key.thread_at != NO_THREAD) {
+            self.cfg.thread_gap.0
+        } else {
+            self.cfg.gap.0
+        }
     }
 
     fn fold(&mut self, p: Pending) {
@@ -405,19 +445,20 @@ impl PartitionEngine {
         };
         let slot = self.keys.get_mut(p.key);
         slot.pending -= 1;
-        if slot.journey.as_ref().is_some_and(|j| p.ts - j.state.last_ts >= gap) {
+        if slot.journey.as_ref().is_some_and(|j| p.ts - j.last_ts >= gap) {
             self.close(p.key);
         }
         let slot = self.keys.get_mut(p.key);
         if slot.journey.is_none() {
             self.journey_serial += 1;
-            slot.journey = Some(Box::new(OpenJourney { serial: self.journey_serial, state: JourneyState::new(&step) }));
-            self.deadlines.push(Reverse((p.ts.saturating_add(gap), p.key, self.journey_serial)));
+            slot.serial = self.journey_serial as u32;
+            slot.journey = Some(JourneyState::new(&step));
+            self.deadlines.push(Reverse((p.ts.saturating_add(gap), p.key, slot.serial)));
             self.stats.journeys_opened += 1;
         }
         let j = slot.journey.as_mut().expect("just opened");
         let mut fx = Effects { windows: &mut self.windows, live: &mut self.live };
-        if j.state.apply(&step, self.cfg.max_path, self.cfg.reply_sla.0, &mut fx) {
+        if j.apply(&step, self.cfg.max_path, self.cfg.reply_sla.0, &mut fx) {
             self.stats.processed += 1;
         } else {
             self.stats.duplicates += 1;
@@ -429,9 +470,9 @@ impl PartitionEngine {
     fn close(&mut self, key: u32) {
         let slot = self.keys.get_mut(key);
         let Some(open) = slot.journey.take() else { return };
-        let customer_id = slot.customer_id.to_string();
-        let journey_id = slot.journey_id.as_deref().map(str::to_owned);
-        let j = open.state.close(self.cfg.max_path, &mut Effects { windows: &mut self.windows, live: &mut self.live });
+        let customer_id = slot.key.customer_id().to_owned();
+        let journey_id = slot.key.journey_id().map(str::to_owned);
+        let j = open.close(self.cfg.max_path, &mut Effects { windows: &mut self.windows, live: &mut self.live });
         let mut path =
             String::with_capacity(j.path_prefix.iter().map(|&c| self.names.get(c).len() + 1).sum::<usize>() + 4);
         for (i, &c) in j.path_prefix.iter().enumerate() {
@@ -512,7 +553,7 @@ impl PartitionEngine {
             + k.slots.iter().flatten().map(KeySlot::heap_bytes).sum::<usize>()
             + k.free.capacity() * size_of::<u32>()
             + hash_table_bytes(k.index.capacity(), size_of::<u32>());
-        let deadlines = self.deadlines.capacity() * size_of::<Reverse<(i64, u32, u64)>>();
+        let deadlines = self.deadlines.capacity() * size_of::<Reverse<(i64, u32, u32)>>();
         let reorder = self.reorder.capacity() * size_of::<Pending>()
             + self
                 .reorder
@@ -531,9 +572,8 @@ pub(crate) fn hash_table_bytes(capacity: usize, item: usize) -> usize {
 
 impl KeySlot {
     fn heap_bytes(&self) -> usize {
-        self.customer_id.len()
-            + self.journey_id.as_ref().map_or(0, |j| j.len())
-            + self.journey.as_ref().map_or(0, |j| std::mem::size_of::<OpenJourney>() + j.state.heap_bytes())
+        (if self.key.text.is_heap_allocated() { self.key.text.capacity() } else { 0 })
+            + self.journey.as_ref().map_or(0, JourneyState::heap_bytes)
     }
 }
 
@@ -743,9 +783,25 @@ mod tests {
         e.push(ev("z", T0 + 10_000, "z", "web", "touch").as_bytes(), 1000);
         assert_eq!(e.open_journeys(), 1000);
         let open = e.estimated_state_bytes() - empty;
-        let floor =
-            1000 * (std::mem::size_of::<KeySlot>() + std::mem::size_of::<OpenJourney>() + "customer-".len() + 20);
+        let floor = 1000 * (std::mem::size_of::<Option<KeySlot>>() + "customer-".len() + 20);
         assert!((floor..3 * floor).contains(&open), "{open} bytes for 1000 journeys, expected at least {floor}");
+    }
+
+    #[test]
+    fn a_key_slot_holds_its_journey_in_192_bytes() {
+        let size = std::mem::size_of::<Option<KeySlot>>();
+        assert!(size <= 192, "a key slot grew to {size} bytes; update the module docs");
+    }
+
+    #[test]
+    fn journey_keys_split_back_into_customer_and_thread() {
+        for (c, t) in [("c", None), ("c", Some("t")), ("", Some("")), ("ü", Some("ß-long-thread-id-past-24-bytes"))] {
+            let k = JourneyKey::new(c, t);
+            assert_eq!((k.customer_id(), k.journey_id()), (c, t));
+            assert!(k.is(c, t) && k.is_valid());
+        }
+        assert!(!JourneyKey::new("ab", None).is("a", Some("b")), "customer ab is not customer a, thread b");
+        assert!(!JourneyKey::new("a", Some("b")).is("ab", None));
     }
 
     #[test]

@@ -2,18 +2,16 @@
 //!
 //! Events reach a journey only once the watermark guarantees nothing can sort
 //! before them any more, so every column of SPEC §2 is computed incrementally and
-//! no event is kept. What one open journey costs: this struct (248 bytes, see the
-//! `size_of_journey_state` test), boxed in its key slot, and heap only once it
+//! no event is kept. What one open journey costs: this struct (152 bytes, see the
+//! `size_of_journey_state` test), inline in its key slot, and heap only once it
 //! outgrows the inline storage of its lists: the path prefix past 4 segments (4
-//! bytes a segment, at most `max_path`), segment counts past 2 distinct channels
-//! (8 bytes each, plus an index past 16), contacts awaiting a reply (16 bytes each,
-//! only those within `reply_sla`), and event-id hashes past 2 events (8 bytes an
-//! event, a hash set of about 9–18 bytes an event past 32). The id hashes are the
-//! only state that grows with every event: the SPEC's duplicate rule needs every
-//! id of an open journey. `cargo bench --bench perf -- journeys` measures the engine at
-//! about 400 bytes of RSS per open journey of one or two events.
-
-use std::collections::VecDeque;
+//! bytes a segment, at most `max_path`), contacts awaiting a reply past one (16
+//! bytes each, only those within `reply_sla`), event-id hashes past 2 events (8
+//! bytes an event, a hash set of about 9–18 bytes an event past 32), and segment
+//! counts per channel once the path is truncated (8 bytes a distinct channel). The
+//! id hashes are the only state that grows with every event: the SPEC's duplicate
+//! rule needs every id of an open journey. `cargo bench --bench perf -- journeys`
+//! measures the whole engine per open journey of one or two events.
 
 use hashbrown::{HashMap, HashSet};
 use smallvec::SmallVec;
@@ -41,49 +39,62 @@ pub(crate) trait JourneyEffects {
     fn friction(&mut self, ts: i64, kind: FrictionKind, channel: NameId, step: NameId);
 }
 
-const NOT_RESOLVED: i64 = i64::MIN;
-
-/// Resolution as seen from one candidate opener (first `request_opened`, or first `contact`).
-#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy)]
+/// Resolution as seen from one candidate opener: the first `request_opened`, or
+/// while there is none, the first `contact` (SPEC §2: a request opener wins over a
+/// contact opener whenever one exists, so one tracker is enough: a first
+/// `request_opened` replaces a contact tracker and nothing replaces it). 16 bytes.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, Default)]
 struct Resolution {
-    opener_ts: i64,
-    /// `NOT_RESOLVED` until the first resolver (a sentinel keeps the struct at 32 bytes).
-    resolved_ts: i64,
+    /// The opener's `ts` until the first resolver, then the resolution time in ms.
+    ms: i64,
     opener_channel: NameId,
-    /// Events from the opener so far: all on the opener's channel, and at most one contact.
+    opener: Opener,
+    resolved: bool,
+    /// Events from the opener so far all on the opener's channel.
     same_channel: bool,
-    contacts: u32,
+    /// Contacts from the opener, counted up to 2 (first-contact resolution needs ≤ 1).
+    contacts: u8,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Opener {
+    #[default]
+    None,
+    Contact,
+    Request,
 }
 
 impl Resolution {
-    fn open(s: &Step) -> Self {
+    fn open(s: &Step, opener: Opener) -> Self {
         Resolution {
-            opener_ts: s.ts,
+            ms: s.ts,
             opener_channel: s.channel,
-            resolved_ts: NOT_RESOLVED,
+            opener,
+            resolved: false,
             same_channel: true,
-            contacts: u32::from(s.event_type == EventType::Contact),
+            contacts: u8::from(s.event_type == EventType::Contact),
         }
     }
 
     /// Feeds an event after the opener; stops at the first resolver.
     fn feed(&mut self, s: &Step) {
-        if self.resolved_ts != NOT_RESOLVED {
+        if self.opener == Opener::None || self.resolved {
             return;
         }
         self.same_channel &= s.channel == self.opener_channel;
-        self.contacts += u32::from(s.event_type == EventType::Contact);
+        self.contacts = (self.contacts + u8::from(s.event_type == EventType::Contact)).min(2);
         if s.event_type == EventType::RequestResolved {
-            self.resolved_ts = s.ts;
+            self.resolved = true;
+            self.ms = s.ts - self.ms;
         }
     }
 
     fn resolution_ms(&self) -> Option<i64> {
-        (self.resolved_ts != NOT_RESOLVED).then(|| self.resolved_ts - self.opener_ts)
+        self.resolved.then_some(self.ms)
     }
 
     fn first_contact_resolution(&self) -> Option<bool> {
-        (self.resolved_ts != NOT_RESOLVED).then_some(self.same_channel && self.contacts <= 1)
+        self.resolved.then_some(self.same_channel && self.contacts <= 1)
     }
 }
 
@@ -94,35 +105,6 @@ struct PendingContact {
     step: NameId,
 }
 
-/// Event ids seen in a journey, as 64-bit hashes: a list while small, a set after.
-#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
-enum SeenIds {
-    Few(SmallVec<[u64; 2]>),
-    Many(Box<HashSet<u64>>),
-}
-
-impl SeenIds {
-    const FEW: usize = 32;
-
-    /// Records `h`; false when it was already there.
-    fn insert(&mut self, h: u64) -> bool {
-        match self {
-            SeenIds::Few(v) if v.contains(&h) => false,
-            SeenIds::Few(v) if v.len() < Self::FEW => {
-                v.push(h);
-                true
-            }
-            SeenIds::Few(v) => {
-                let mut set: HashSet<u64> = v.drain(..).collect();
-                set.insert(h);
-                *self = SeenIds::Many(Box::new(set));
-                true
-            }
-            SeenIds::Many(set) => set.insert(h),
-        }
-    }
-}
-
 /// Counters of a restored journey must be below this: far above anything a
 /// journey reaches (its event-id set would need tens of GiB first), and far
 /// enough from `u32::MAX` that increments cannot overflow.
@@ -131,41 +113,99 @@ const COUNTER_LIMIT: u32 = 1 << 31;
 /// Distinct channels a journey looks up by scanning; past this it keeps an index.
 const SEGMENT_SCAN: usize = 16;
 
+/// Event-id hashes a journey keeps in a list; past this, in a hash set.
+const FEW_IDS: usize = 32;
+
 const CONVERTED: u8 = 1;
 const RESOLVED: u8 = 2;
 const ABANDONED: u8 = 4;
 const OPENED: u8 = 8;
 
-/// The running state of one open journey.
+/// Segments per distinct channel, in order of first appearance, for `channels`
+/// and linear attribution.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Default)]
+pub(crate) struct SegmentCounts {
+    pub(crate) counts: SmallVec<[(NameId, u32); 2]>,
+    /// Positions in `counts` by channel, once it is longer than [`SEGMENT_SCAN`]:
+    /// a journey through thousands of channels (hostile input) would otherwise
+    /// scan the list at every hop, quadratic in its channels. Derived, so not
+    /// checkpointed: rebuilt on the next hop after a restore.
+    #[serde(skip)]
+    index: Option<Box<HashMap<NameId, u32>>>,
+}
+
+impl SegmentCounts {
+    fn add(&mut self, channel: NameId) {
+        let counts = &mut self.counts;
+        if counts.len() <= SEGMENT_SCAN {
+            match counts.iter_mut().find(|(c, _)| *c == channel) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((channel, 1)),
+            }
+            return;
+        }
+        let index = self
+            .index
+            .get_or_insert_with(|| Box::new(counts.iter().enumerate().map(|(i, &(c, _))| (c, i as u32)).collect()));
+        match index.get(&channel) {
+            Some(&i) => counts[i as usize].1 += 1,
+            None => {
+                index.insert(channel, counts.len() as u32);
+                counts.push((channel, 1));
+            }
+        }
+    }
+
+    fn of_path(path: &[NameId]) -> Self {
+        let mut counts = SegmentCounts::default();
+        for &c in path {
+            counts.add(c);
+        }
+        counts
+    }
+
+    fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let table = crate::engine::hash_table_bytes;
+        (if self.counts.spilled() { self.counts.capacity() * size_of::<(NameId, u32)>() } else { 0 })
+            + self.index.as_ref().map_or(0, |m| size_of::<HashMap<NameId, u32>>() + table(m.capacity(), 8))
+    }
+}
+
+/// The parts of a journey most never need, boxed so that they cost one pointer
+/// until then.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Default)]
+struct RareState {
+    /// Segment counts once the path is truncated; before, the path prefix holds
+    /// every segment and the counts are derived from it at close.
+    segments: Option<SegmentCounts>,
+    /// Event-id hashes past [`FEW_IDS`] (then the journey's inline list is empty).
+    seen: Option<HashSet<u64>>,
+}
+
+/// The running state of one open journey (152 bytes, see the `size_of_journey_state` test).
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub(crate) struct JourneyState {
     pub(crate) start_ts: i64,
     pub(crate) last_ts: i64,
-    pub(crate) events: u32,
-    pub(crate) first_channel: NameId,
-    pub(crate) last_channel: NameId,
-    last_step: NameId,
-    outcome_flags: u8,
+    conversion_value: f64,
+    events: u32,
     contacts: u32,
     errors: u32,
     unanswered: u32,
     /// Channel segments so far; `hops` is this minus one.
     segments: u32,
-    /// The first `max_path` segments' channels.
+    last_channel: NameId,
+    last_step: NameId,
+    outcome_flags: u8,
+    resolution: Resolution,
+    /// The first `max_path` segments' channels; the first is the first channel.
     path_prefix: SmallVec<[NameId; 4]>,
-    /// Segments per distinct channel, for `channels` and linear attribution.
-    segment_counts: SmallVec<[(NameId, u32); 2]>,
-    /// Positions in `segment_counts` by channel, once it is longer than
-    /// [`SEGMENT_SCAN`]: a journey through thousands of channels (hostile input)
-    /// would otherwise scan the list at every hop, quadratic in its channels.
-    /// Derived, so not checkpointed: rebuilt on the next hop after a restore.
-    #[serde(skip)]
-    segment_index: Option<Box<HashMap<NameId, u32>>>,
-    conversion_value: f64,
-    by_request: Option<Resolution>,
-    by_contact: Option<Resolution>,
-    awaiting_reply: VecDeque<PendingContact>,
-    seen: SeenIds,
+    /// Contacts not yet answered whose reply SLA had not ended at the last event, oldest first.
+    awaiting_reply: SmallVec<[PendingContact; 1]>,
+    /// Event ids seen so far, as 64-bit hashes, while there are at most [`FEW_IDS`].
+    seen: SmallVec<[u64; 2]>,
+    rare: Option<Box<RareState>>,
 }
 
 /// The values a closed journey contributes to its rows.
@@ -195,30 +235,46 @@ impl JourneyState {
         JourneyState {
             start_ts: first.ts,
             last_ts: first.ts,
+            conversion_value: 0.0,
             events: 0,
-            first_channel: first.channel,
-            last_channel: first.channel,
-            last_step: NO_NAME,
-            outcome_flags: 0,
             contacts: 0,
             errors: 0,
             unanswered: 0,
             segments: 0,
+            last_channel: first.channel,
+            last_step: NO_NAME,
+            outcome_flags: 0,
+            resolution: Resolution::default(),
             path_prefix: SmallVec::new(),
-            segment_counts: SmallVec::new(),
-            segment_index: None,
-            conversion_value: 0.0,
-            by_request: None,
-            by_contact: None,
-            awaiting_reply: VecDeque::new(),
-            seen: SeenIds::Few(SmallVec::new()),
+            awaiting_reply: SmallVec::new(),
+            seen: SmallVec::new(),
+            rare: None,
         }
+    }
+
+    /// Records `h`; false when it was already there.
+    fn see(&mut self, h: u64) -> bool {
+        if let Some(set) = self.rare.as_mut().and_then(|r| r.seen.as_mut()) {
+            return set.insert(h);
+        }
+        if self.seen.contains(&h) {
+            return false;
+        }
+        if self.seen.len() < FEW_IDS {
+            self.seen.push(h);
+            return true;
+        }
+        let mut set: HashSet<u64> = self.seen.drain(..).collect();
+        self.seen = SmallVec::new();
+        set.insert(h);
+        self.rare.get_or_insert_with(Box::default).seen = Some(set);
+        true
     }
 
     /// Folds the next event in `(ts, event_id)` order. Returns false, changing
     /// nothing, when its id was already seen in this journey (a duplicate).
     pub(crate) fn apply(&mut self, s: &Step, max_path: usize, reply_sla_ms: i64, fx: &mut impl JourneyEffects) -> bool {
-        if !self.seen.insert(s.id_hash) {
+        if !self.see(s.id_hash) {
             return false;
         }
         fx.activity(s.ts, s.channel, s.event_type);
@@ -226,11 +282,7 @@ impl JourneyState {
             if self.events > 0 {
                 fx.hop(s.ts, self.last_channel, s.channel);
             }
-            self.segments += 1;
-            if self.path_prefix.len() < max_path {
-                self.path_prefix.push(s.channel);
-            }
-            self.count_segment(s.channel);
+            self.add_segment(s.channel, max_path);
         }
         self.events += 1;
         self.last_ts = s.ts;
@@ -238,18 +290,15 @@ impl JourneyState {
         self.last_step = s.step;
 
         // Contacts whose SLA ended before this event can no longer be answered in time.
-        while let Some(c) = self.awaiting_reply.front().copied() {
-            if c.ts.saturating_add(reply_sla_ms) >= s.ts {
-                break;
+        if !self.awaiting_reply.is_empty() {
+            let expired = self.awaiting_reply.iter().take_while(|c| c.ts.saturating_add(reply_sla_ms) < s.ts).count();
+            for c in self.awaiting_reply.drain(..expired) {
+                self.unanswered += 1;
+                fx.friction(c.ts, FrictionKind::UnansweredContact, c.channel, c.step);
             }
-            self.awaiting_reply.pop_front();
-            self.unanswered += 1;
-            fx.friction(c.ts, FrictionKind::UnansweredContact, c.channel, c.step);
         }
 
-        for r in [&mut self.by_request, &mut self.by_contact].into_iter().flatten() {
-            r.feed(s);
-        }
+        self.resolution.feed(s);
         match s.event_type {
             EventType::Contact => {
                 self.contacts += 1;
@@ -257,21 +306,16 @@ impl JourneyState {
                 if self.contacts > 1 {
                     fx.friction(s.ts, FrictionKind::RepeatContact, s.channel, s.step);
                 }
-                if self.by_contact.is_none() {
-                    self.by_contact = Some(Resolution::open(s));
+                if self.resolution.opener == Opener::None {
+                    self.resolution = Resolution::open(s, Opener::Contact);
                 }
-                if self.awaiting_reply.capacity() == 0 {
-                    // One awaited contact is the usual case: room for one, where a first
-                    // push would allocate four (64 bytes) per journey with a contact.
-                    self.awaiting_reply.reserve_exact(1);
-                }
-                self.awaiting_reply.push_back(PendingContact { ts: s.ts, channel: s.channel, step: s.step });
+                self.awaiting_reply.push(PendingContact { ts: s.ts, channel: s.channel, step: s.step });
             }
             EventType::Reply => self.awaiting_reply.clear(),
             EventType::RequestOpened => {
                 self.outcome_flags |= OPENED;
-                if self.by_request.is_none() {
-                    self.by_request = Some(Resolution::open(s));
+                if self.resolution.opener != Opener::Request {
+                    self.resolution = Resolution::open(s, Opener::Request);
                 }
             }
             EventType::RequestResolved => {
@@ -295,10 +339,22 @@ impl JourneyState {
         true
     }
 
+    /// Counts a new segment of `channel`: in the path prefix while it has room,
+    /// and from the first segment past it in explicit counts.
+    fn add_segment(&mut self, channel: NameId, max_path: usize) {
+        self.segments += 1;
+        if self.path_prefix.len() < max_path {
+            self.path_prefix.push(channel);
+            return;
+        }
+        let rare = self.rare.get_or_insert_with(Box::default);
+        rare.segments.get_or_insert_with(|| SegmentCounts::of_path(&self.path_prefix)).add(channel);
+    }
+
     /// Checks a restored journey against what folding can produce, so that an
     /// inconsistent checkpoint is refused at restore instead of panicking (an
     /// unknown name id) or overflowing (a counter near its maximum) later.
-    pub(crate) fn check(&self, names: usize) -> Result<(), &'static str> {
+    pub(crate) fn check(&self, names: usize, max_path: usize) -> Result<(), &'static str> {
         let name = |id: NameId| (id as usize) < names;
         let step = |id: NameId| id == NO_NAME || name(id);
         let instant = |ts: i64| (MIN_TS_MS..=MAX_TS_MS).contains(&ts);
@@ -306,24 +362,36 @@ impl JourneyState {
         if !instant(self.start_ts) || !instant(self.last_ts) || self.start_ts > self.last_ts {
             return Err("journey timestamps out of range");
         }
-        let resolutions = [self.by_request, self.by_contact];
-        let channels_ok = name(self.first_channel)
-            && name(self.last_channel)
+        let counts = self.rare.as_ref().and_then(|r| r.segments.as_ref());
+        let r = &self.resolution;
+        let channels_ok = name(self.last_channel)
             && step(self.last_step)
             && self.path_prefix.iter().all(|&c| name(c))
-            && self.segment_counts.iter().all(|&(c, n)| name(c) && counter(n))
-            && resolutions.iter().flatten().all(|r| name(r.opener_channel))
+            && counts.is_none_or(|s| s.counts.iter().all(|&(c, n)| name(c) && counter(n)))
+            && (r.opener == Opener::None || name(r.opener_channel))
             && self.awaiting_reply.iter().all(|c| name(c.channel) && step(c.step));
         if !channels_ok {
             return Err("journey refers to an unknown name");
         }
         let counters = [self.events, self.contacts, self.errors, self.unanswered, self.segments];
-        if !counters.into_iter().chain(resolutions.iter().flatten().map(|r| r.contacts)).all(counter) {
+        if !counters.into_iter().all(counter) {
             return Err("journey counter out of range");
         }
-        let resolution_ok =
-            |r: &Resolution| instant(r.opener_ts) && (r.resolved_ts == NOT_RESOLVED || instant(r.resolved_ts));
-        if !resolutions.iter().flatten().all(resolution_ok) || !self.awaiting_reply.iter().all(|c| instant(c.ts)) {
+        // The path holds the first `max_path` segments, counts exist exactly past them.
+        let segments = self.segments as usize;
+        if self.events == 0
+            || segments == 0
+            || self.path_prefix.len() != segments.min(max_path)
+            || counts.is_some() != (segments > max_path)
+        {
+            return Err("journey path disagrees with its segments");
+        }
+        let resolution_ok = match (r.opener, r.resolved) {
+            (Opener::None, _) => !r.resolved,
+            (_, false) => instant(r.ms),
+            (_, true) => (0..=MAX_TS_MS - MIN_TS_MS).contains(&r.ms),
+        };
+        if !resolution_ok || !self.awaiting_reply.iter().all(|c| instant(c.ts)) {
             return Err("journey timestamps out of range");
         }
         // NaN is not a valid value either: folding sums finite values ≥ 0 (or overflows to +∞).
@@ -340,35 +408,13 @@ impl JourneyState {
         let table = crate::engine::hash_table_bytes;
         let spilled = |heap: bool, bytes: usize| if heap { bytes } else { 0 };
         spilled(self.path_prefix.spilled(), self.path_prefix.capacity() * size_of::<NameId>())
-            + spilled(self.segment_counts.spilled(), self.segment_counts.capacity() * size_of::<(NameId, u32)>())
-            + self.segment_index.as_ref().map_or(0, |m| size_of::<HashMap<NameId, u32>>() + table(m.capacity(), 8))
-            + self.awaiting_reply.capacity() * size_of::<PendingContact>()
-            + match &self.seen {
-                SeenIds::Few(v) => spilled(v.spilled(), v.capacity() * size_of::<u64>()),
-                SeenIds::Many(set) => size_of::<HashSet<u64>>() + table(set.capacity(), size_of::<u64>()),
-            }
-    }
-
-    /// Counts a new segment of `channel`.
-    fn count_segment(&mut self, channel: NameId) {
-        let counts = &mut self.segment_counts;
-        if counts.len() <= SEGMENT_SCAN {
-            match counts.iter_mut().find(|(c, _)| *c == channel) {
-                Some((_, n)) => *n += 1,
-                None => counts.push((channel, 1)),
-            }
-            return;
-        }
-        let index = self
-            .segment_index
-            .get_or_insert_with(|| Box::new(counts.iter().enumerate().map(|(i, &(c, _))| (c, i as u32)).collect()));
-        match index.get(&channel) {
-            Some(&i) => counts[i as usize].1 += 1,
-            None => {
-                index.insert(channel, counts.len() as u32);
-                counts.push((channel, 1));
-            }
-        }
+            + spilled(self.awaiting_reply.spilled(), self.awaiting_reply.capacity() * size_of::<PendingContact>())
+            + spilled(self.seen.spilled(), self.seen.capacity() * size_of::<u64>())
+            + self.rare.as_ref().map_or(0, |r| {
+                size_of::<RareState>()
+                    + r.segments.as_ref().map_or(0, SegmentCounts::heap_bytes)
+                    + r.seen.as_ref().map_or(0, |s| table(s.capacity(), size_of::<u64>()))
+            })
     }
 
     pub(crate) fn outcome(&self) -> Outcome {
@@ -397,21 +443,24 @@ impl JourneyState {
         if outcome == Outcome::Unresolved {
             fx.friction(self.last_ts, FrictionKind::DropOff, self.last_channel, self.last_step);
         }
-        let resolution = self.by_request.or(self.by_contact);
+        let segment_counts = match self.rare.and_then(|r| r.segments) {
+            Some(s) => s.counts,
+            None => SegmentCounts::of_path(&self.path_prefix).counts,
+        };
         ClosedJourney {
             start_ts: self.start_ts,
             end_ts: self.last_ts,
             events: i64::from(self.events),
             truncated: self.segments as usize > max_path,
+            first_channel: self.path_prefix.first().copied().unwrap_or(self.last_channel),
             path_prefix: self.path_prefix,
             hops: i64::from(self.segments.saturating_sub(1)),
-            segment_counts: self.segment_counts,
-            first_channel: self.first_channel,
+            segment_counts,
             last_channel: self.last_channel,
             outcome,
             conversion_value: self.conversion_value,
-            resolution_ms: resolution.and_then(|r| r.resolution_ms()),
-            first_contact_resolution: resolution.and_then(|r| r.first_contact_resolution()),
+            resolution_ms: self.resolution.resolution_ms(),
+            first_contact_resolution: self.resolution.first_contact_resolution(),
             repeat_contacts: i64::from(self.contacts.saturating_sub(1)),
             unanswered_contacts: i64::from(self.unanswered),
             errors: i64::from(self.errors),
@@ -499,6 +548,7 @@ mod tests {
         assert_eq!(j.path_prefix[..], [WEB, APP, WEB]);
         assert!(j.truncated);
         assert_eq!(j.hops, 4);
+        assert_eq!(j.segment_counts[..], [(WEB, 3), (APP, 2)], "segments past the path still count");
         let (j, _) = fold(&evs, 5);
         assert!(!j.truncated, "exactly max_path segments is not truncated");
     }
@@ -615,13 +665,13 @@ mod tests {
 
     #[test]
     fn seen_ids_switch_to_a_set_and_keep_answering() {
-        let mut s = SeenIds::Few(SmallVec::new());
+        let mut j = JourneyState::new(&ev(0, WEB, Touch));
         for h in 0..100u64 {
-            assert!(s.insert(h));
+            assert!(j.see(h));
         }
-        assert!(matches!(s, SeenIds::Many(_)));
+        assert!(j.seen.is_empty() && j.rare.as_ref().is_some_and(|r| r.seen.is_some()));
         for h in 0..100u64 {
-            assert!(!s.insert(h));
+            assert!(!j.see(h));
         }
     }
 
@@ -643,8 +693,9 @@ mod tests {
         for e in &evs[..n as usize + 3] {
             state.apply(e, 12, SLA, &mut fx);
         }
+        assert!(state.rare.as_ref().and_then(|r| r.segments.as_ref()).is_some_and(|s| s.index.is_some()));
         let mut restored: JourneyState = postcard::from_bytes(&postcard::to_allocvec(&state).unwrap()).unwrap();
-        assert!(restored.segment_index.is_none());
+        assert!(restored.rare.as_ref().and_then(|r| r.segments.as_ref()).is_some_and(|s| s.index.is_none()));
         for e in &evs[n as usize + 3..] {
             restored.apply(e, 12, SLA, &mut fx);
         }
@@ -654,7 +705,7 @@ mod tests {
     #[test]
     fn size_of_journey_state() {
         let size = std::mem::size_of::<JourneyState>();
-        assert!(size <= 248, "JourneyState grew to {size} bytes; update the module doc");
+        assert!(size <= 152, "JourneyState grew to {size} bytes; update the module doc");
     }
 
     #[test]

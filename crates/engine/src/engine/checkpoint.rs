@@ -11,7 +11,8 @@ use super::*;
 use crate::names::Names;
 use crate::time;
 
-const VERSION: u32 = 1;
+/// 2: journeys inline in their key slot, one resolution tracker, keys as one string.
+const VERSION: u32 = 2;
 
 /// Why a checkpoint could not be taken or restored.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +52,7 @@ struct SnapshotRef<'a> {
     slots: &'a [Option<KeySlot>],
     free: &'a [u32],
     reorder: &'a ReorderBuffer<Pending>,
-    deadlines: &'a BinaryHeap<Reverse<(i64, u32, u64)>>,
+    deadlines: &'a BinaryHeap<Reverse<(i64, u32, u32)>>,
     journey_serial: u64,
     windows: &'a WindowAggregates,
     stats: &'a Stats,
@@ -68,7 +69,7 @@ struct Snapshot {
     slots: Vec<Option<KeySlot>>,
     free: Vec<u32>,
     reorder: ReorderBuffer<Pending>,
-    deadlines: BinaryHeap<Reverse<(i64, u32, u64)>>,
+    deadlines: BinaryHeap<Reverse<(i64, u32, u32)>>,
     journey_serial: u64,
     windows: WindowAggregates,
     stats: Stats,
@@ -173,12 +174,12 @@ impl Snapshot {
             if slot.pending != waiting {
                 return bad("key slot miscounts its buffered events");
             }
+            if !slot.key.is_valid() {
+                return bad("journey key splits inside a character");
+            }
             if let Some(j) = &slot.journey {
                 open += 1;
-                if j.serial > self.journey_serial {
-                    return bad("journey serial ahead of the engine's");
-                }
-                j.state.check(names).map_err(CheckpointError::Inconsistent)?;
+                j.check(names, cfg.max_path).map_err(CheckpointError::Inconsistent)?;
             }
         }
         let mut free = vec![false; self.slots.len()];
@@ -215,10 +216,8 @@ impl KeyTable {
         let mut index = HashTable::with_capacity(slots.len());
         for (i, slot) in slots.iter().enumerate() {
             if let Some(s) = slot {
-                let h = Self::hash(hasher, &s.customer_id, s.journey_id.as_deref());
-                index.insert_unique(h, i as u32, |&j| {
-                    let s = slots[j as usize].as_ref().expect("indexed slots are occupied");
-                    Self::hash(hasher, &s.customer_id, s.journey_id.as_deref())
+                index.insert_unique(Self::hash_key(hasher, &s.key), i as u32, |&j| {
+                    Self::hash_key(hasher, &slots[j as usize].as_ref().expect("indexed slots are occupied").key)
                 });
             }
         }
