@@ -32,7 +32,8 @@ pub fn decode(raw: &[u8]) -> Result<Event<'_>, RejectReason> {
     if raw.len() > MAX_PAYLOAD_BYTES {
         return Err(RejectReason::TooLarge);
     }
-    let text = std::str::from_utf8(raw).map_err(|_| RejectReason::InvalidJson)?;
+    // SIMD validation: std's took about 5 % of the decoding thread's instructions.
+    let text = simdutf8::basic::from_utf8(raw).map_err(|_| RejectReason::InvalidJson)?;
     let mut scan = Scanner { b: raw, i: 0 };
     scan.skip_ws();
     if scan.peek() != Some(b'{') {

@@ -140,6 +140,14 @@ impl Ord for Pending {
     }
 }
 
+/// The tie-breaker of a payload: a fixed seed, so that the order is the same in
+/// every run and after a restore. foldhash rather than xxh3: this hashes every
+/// whole payload, and foldhash does it in a third of the instructions.
+fn tie_hash(raw: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x6f6d_6e69_6d65_7465).hash_one(raw)
+}
+
 /// A journey key `(customer_id, journey_id)`: both strings in one, inline up to
 /// 24 bytes (most ids are shorter), and where the customer id ends.
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -357,7 +365,7 @@ impl PartitionEngine {
         if self.watermark().is_some_and(|w| event.ts < w) {
             return Some(self.reject(raw, offset, RejectReason::Late, event.ts));
         }
-        self.accept(event, xxhash_rust::xxh3::xxh3_64(raw));
+        self.accept(event, tie_hash(raw));
         None
     }
 

@@ -172,6 +172,22 @@ impl SegmentCounts {
     }
 }
 
+/// Segments per channel of a path that holds every segment, without allocating
+/// for the usual few channels.
+fn counts_of_path(path: &[NameId]) -> SmallVec<[(NameId, u32); 8]> {
+    if path.len() > 4 * SEGMENT_SCAN {
+        return SegmentCounts::of_path(path).counts.into_iter().collect();
+    }
+    let mut counts = SmallVec::<[(NameId, u32); 8]>::new();
+    for &c in path {
+        match counts.iter_mut().find(|(k, _)| *k == c) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((c, 1)),
+        }
+    }
+    counts
+}
+
 /// The parts of a journey most never need, boxed so that they cost one pointer
 /// until then.
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Default)]
@@ -217,7 +233,7 @@ pub(crate) struct ClosedJourney {
     pub(crate) path_prefix: SmallVec<[NameId; 4]>,
     pub(crate) truncated: bool,
     pub(crate) hops: i64,
-    pub(crate) segment_counts: SmallVec<[(NameId, u32); 2]>,
+    pub(crate) segment_counts: SmallVec<[(NameId, u32); 8]>,
     pub(crate) first_channel: NameId,
     pub(crate) last_channel: NameId,
     pub(crate) outcome: Outcome,
@@ -261,6 +277,10 @@ impl JourneyState {
             return false;
         }
         if self.seen.len() < FEW_IDS {
+            if self.seen.len() == self.seen.inline_size() {
+                // Leaving the inline list: room for 8 at once rather than growing 4, 8.
+                self.seen.reserve_exact(8 - self.seen.len());
+            }
             self.seen.push(h);
             return true;
         }
@@ -344,6 +364,10 @@ impl JourneyState {
     fn add_segment(&mut self, channel: NameId, max_path: usize) {
         self.segments += 1;
         if self.path_prefix.len() < max_path {
+            if self.path_prefix.len() == self.path_prefix.inline_size() {
+                // Grows once to the usual `max_path` (12) rather than 8, then 16.
+                self.path_prefix.reserve_exact(max_path.min(16) - self.path_prefix.len());
+            }
             self.path_prefix.push(channel);
             return;
         }
@@ -444,8 +468,8 @@ impl JourneyState {
             fx.friction(self.last_ts, FrictionKind::DropOff, self.last_channel, self.last_step);
         }
         let segment_counts = match self.rare.and_then(|r| r.segments) {
-            Some(s) => s.counts,
-            None => SegmentCounts::of_path(&self.path_prefix).counts,
+            Some(s) => s.counts.into_iter().collect(),
+            None => counts_of_path(&self.path_prefix),
         };
         ClosedJourney {
             start_ts: self.start_ts,
