@@ -60,6 +60,25 @@ fn strs<'a, T: 'a>(rows: &[&'a T], f: impl Fn(&'a T) -> &'a str) -> ArrayRef {
     opt_strs(rows, |r| Some(f(r)))
 }
 
+/// Columns of `table` whose values are mostly distinct within a file (ids, event
+/// times, durations, money and resolution sums or percentiles), measured on generated
+/// data: 13–100% distinct values against at most 9% for the columns not listed. They
+/// are written without a dictionary.
+pub(crate) fn distinct_columns(table: &str) -> &'static [&'static str] {
+    match table {
+        "journeys" => {
+            &["customer_id", "journey_id", "start_ts", "end_ts", "duration_ms", "conversion_value", "resolution_ms"]
+        }
+        "journey_windows" => {
+            &["conversion_value", "resolution_ms_sum", "resolution_ms_p50", "resolution_ms_p90", "resolution_ms_p99"]
+        }
+        "paths" => &["conversion_value"],
+        "attribution" => &["value"],
+        "rejected" => &["offset", "raw", "raw_text"],
+        _ => &[],
+    }
+}
+
 fn field(name: &str, data_type: DataType, nullable: bool) -> Field {
     Field::new(name, data_type, nullable)
 }
