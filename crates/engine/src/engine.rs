@@ -478,11 +478,11 @@ impl PartitionEngine {
     fn close(&mut self, key: u32) {
         let slot = self.keys.get_mut(key);
         let Some(open) = slot.journey.take() else { return };
-        let customer_id = slot.key.customer_id().to_owned();
-        let journey_id = slot.key.journey_id().map(str::to_owned);
+        let customer_id = CompactString::from(slot.key.customer_id());
+        let journey_id = slot.key.journey_id().map(CompactString::from);
         let j = open.close(self.cfg.max_path, &mut Effects { windows: &mut self.windows, live: &mut self.live });
         let mut path =
-            String::with_capacity(j.path_prefix.iter().map(|&c| self.names.get(c).len() + 1).sum::<usize>() + 4);
+            CompactString::with_capacity(j.path_prefix.iter().map(|&c| self.names.get(c).len() + 1).sum::<usize>() + 4);
         for (i, &c) in j.path_prefix.iter().enumerate() {
             if i > 0 {
                 path.push('>');

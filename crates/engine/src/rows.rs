@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+pub use compact_str::CompactString;
+
 use crate::event::EventType;
 
 /// An interned name (channel or step): cheap to clone into many rows.
@@ -140,17 +142,18 @@ impl std::fmt::Display for RejectReason {
     }
 }
 
-/// One closed journey (table `journeys`).
+/// One closed journey (table `journeys`). Its strings are inline up to 24 bytes:
+/// a row per journey is the engine's most frequent allocation otherwise.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JourneyRow {
     pub partition: i32,
-    pub customer_id: String,
-    pub journey_id: Option<String>,
+    pub customer_id: CompactString,
+    pub journey_id: Option<CompactString>,
     pub start_ts: i64,
     pub end_ts: i64,
     pub duration_ms: i64,
     pub events: i64,
-    pub path: String,
+    pub path: CompactString,
     pub hops: i64,
     pub channels: i64,
     pub first_channel: Name,

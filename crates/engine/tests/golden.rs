@@ -125,13 +125,13 @@ fn check_all(name: &str) {
     let mut got = Table::new();
     for j in &rows.journeys {
         let key = vec![
-            j.customer_id.clone(),
-            j.journey_id.clone().unwrap_or_default(),
+            j.customer_id.to_string(),
+            j.journey_id.as_deref().unwrap_or_default().to_string(),
             ts(j.start_ts),
             ts(j.end_ts),
             j.duration_ms.to_string(),
             j.events.to_string(),
-            j.path.clone(),
+            j.path.to_string(),
             j.hops.to_string(),
             j.channels.to_string(),
             j.first_channel.to_string(),

@@ -145,7 +145,7 @@ fn a_million_channel_names_fold_into_a_small_exposition() {
             end_ts: 1000,
             duration_ms: 1000,
             events: 2,
-            path: format!("{c}>web"),
+            path: format!("{c}>web").into(),
             hops: 1,
             channels: 2,
             first_channel: c.clone(),

@@ -30,7 +30,7 @@ fn journey(end_ts: i64, journey_id: Option<&str>, fcr: Option<bool>) -> JourneyR
     JourneyRow {
         partition: 0,
         customer_id: "c-1".into(),
-        journey_id: journey_id.map(String::from),
+        journey_id: journey_id.map(Into::into),
         start_ts: end_ts - 60_000,
         end_ts,
         duration_ms: 60_000,

@@ -315,7 +315,7 @@ fn hostile_rows() -> Rows {
             end_ts: t + 60_000,
             duration_ms: 60_000,
             events: 2,
-            path: format!("{HOSTILE}>web"),
+            path: format!("{HOSTILE}>web").into(),
             hops: 1,
             channels: 2,
             first_channel: name.clone(),
