@@ -8,7 +8,7 @@ use std::io::{self, Read};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::Duration;
 
-use omnimeter_engine::{Event, EventType, RejectReason, decode};
+use omnimeter_engine::{Event, EventType, RejectReason, decode, decode_str};
 
 const BLOCK: usize = 1 << 20;
 
@@ -34,14 +34,20 @@ pub(crate) struct Block {
     /// tenth of what decoding it does.
     bytes: Vec<u8>,
     len: usize,
+    /// `bytes[..len]` is UTF-8 as a whole.
+    valid: bool,
     lines: Vec<Line>,
     /// The decoded events' strings, one after the other (`Text` ranges point here).
     text: String,
 }
 
-/// A range of `Block::text`.
+/// Where a decoded string is: most are a range of the block's own bytes (no escapes,
+/// and the block is valid UTF-8 as a whole), others a range of `Block::text`.
 #[derive(Clone, Copy)]
-struct Text(u32, u32);
+enum Text {
+    Bytes(u32, u32),
+    Copied(u32, u32),
+}
 
 /// One line: its bytes in `Block::bytes` (without `\n` or a final `\r`) and its decoding.
 struct Line {
@@ -74,27 +80,41 @@ impl Block {
     fn decode(&mut self) {
         self.lines.clear();
         self.text.clear();
-        let mut start = 0;
         let data = &self.bytes[..self.len];
+        // One validation for the whole block, so that each line's strings can stay where
+        // they are instead of being copied (the engine thread validates again to borrow
+        // them: safe code cannot carry "valid UTF-8" across threads without a String).
+        let valid = simdutf8::basic::from_utf8(data).ok();
         let body = data.strip_suffix(b"\n").unwrap_or(data).len();
+        let mut start = 0;
         while start <= body {
-            let end = next_newline(&self.bytes[..body], start);
-            let line = &self.bytes[start..end];
+            let end = next_newline(&data[..body], start);
+            let line = &data[start..end];
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             let decoded = if line.iter().all(u8::is_ascii_whitespace) {
                 Decoded::Blank
             } else {
-                match decode(line) {
-                    Ok(e) => Decoded::Event(DecodedEvent {
-                        ts: e.ts,
-                        value: e.value,
-                        event_type: e.event_type,
-                        event_id: keep(&mut self.text, &e.event_id),
-                        customer_id: keep(&mut self.text, &e.customer_id),
-                        journey_id: e.journey_id.as_deref().map(|s| keep(&mut self.text, s)),
-                        channel: keep(&mut self.text, &e.channel),
-                        step: e.step.as_deref().map(|s| keep(&mut self.text, s)),
-                    }),
+                // Lines end at `\n` (or `\r\n`), so a valid block slices into valid lines.
+                let decoded = match valid.and_then(|v| v.get(start..start + line.len())) {
+                    Some(text) => decode_str(text),
+                    None => decode(line),
+                };
+                match decoded {
+                    Ok(e) => {
+                        // Strings borrowed from an invalid block are copied: `lines` cannot borrow them.
+                        let block = if valid.is_some() { Some(data) } else { None };
+                        let mut keep = |s: &Cow<'_, str>| keep(&mut self.text, block, s);
+                        Decoded::Event(DecodedEvent {
+                            ts: e.ts,
+                            value: e.value,
+                            event_type: e.event_type,
+                            event_id: keep(&e.event_id),
+                            customer_id: keep(&e.customer_id),
+                            journey_id: e.journey_id.as_ref().map(&mut keep),
+                            channel: keep(&e.channel),
+                            step: e.step.as_ref().map(&mut keep),
+                        })
+                    }
                     Err(reason) => Decoded::Rejected(reason),
                 }
             };
@@ -103,11 +123,17 @@ impl Block {
             self.lines.push(Line { start: start as u32, end: (start + line.len()) as u32, decoded });
             start = end + 1;
         }
+        self.valid = valid.is_some();
     }
 
     /// Each line's bytes and its decoding (`None` for a blank line), in input order.
     pub(crate) fn lines(&self) -> impl Iterator<Item = (&[u8], Option<Result<Event<'_>, RejectReason>>)> {
-        let text = |t: Text| self.text.get(t.0 as usize..t.1 as usize).unwrap_or_default();
+        // Only a valid block has `Text::Bytes` ranges.
+        let bytes = if self.valid { simdutf8::basic::from_utf8(&self.bytes[..self.len]).ok() } else { None };
+        let text = move |t: Text| match t {
+            Text::Bytes(a, b) => bytes.and_then(|s| s.get(a as usize..b as usize)).unwrap_or_default(),
+            Text::Copied(a, b) => self.text.get(a as usize..b as usize).unwrap_or_default(),
+        };
         self.lines.iter().map(move |l| {
             let raw = &self.bytes[l.start as usize..l.end as usize];
             let decoded = match &l.decoded {
@@ -129,10 +155,18 @@ impl Block {
     }
 }
 
-fn keep(text: &mut String, s: &str) -> Text {
+/// Where `s` is: in `block` when it was borrowed from it, else copied to `text`.
+fn keep(text: &mut String, block: Option<&[u8]>, s: &Cow<'_, str>) -> Text {
+    if let (Cow::Borrowed(b), Some(block)) = (s, block) {
+        // Address arithmetic only (no dereference): is `b` inside the block?
+        let offset = (b.as_ptr() as usize).wrapping_sub(block.as_ptr() as usize);
+        if offset <= block.len() && b.len() <= block.len() - offset {
+            return Text::Bytes(offset as u32, (offset + b.len()) as u32);
+        }
+    }
     let start = text.len() as u32;
     text.push_str(s);
-    Text(start, text.len() as u32)
+    Text::Copied(start, text.len() as u32)
 }
 
 /// Index of the first `\n` at or after `i`, or the length: eight bytes per step.
@@ -278,24 +312,29 @@ mod tests {
         let lines: [&[u8]; 5] = [
             br#"{"event_id":"e\u00e9","ts":1793606400000,"customer_id":"c","journey_id":"j","channel":"web","type":"conversion","step":"pay","value":2.5}"#,
             b"  ",
-            br#"{"event_id":"e2","ts":"2026-11-02T08:00:00Z","customer_id":"c","channel":"app","type":"touch"}"#,
+            br#"{"event_id":"e2","ts":"2026-11-02T08:00:00Z","customer_id":"c\n","channel":"app","type":"touch"}"#,
             b"not json",
             b"\xff",
         ];
-        let input = lines.join(&b"\r\n"[..]);
-        let blocks = LineBlocks::spawn(Box::new(Trickle(input, 1 << 20))).unwrap();
-        let mut want = lines.iter();
-        while let Next::Block(b) = blocks.next(Duration::from_secs(5)).unwrap() {
-            for (raw, decoded) in b.lines() {
-                let want = want.next().unwrap();
-                assert_eq!(raw, *want);
-                match decoded {
-                    None => assert!(want.iter().all(u8::is_ascii_whitespace)),
-                    Some(d) => assert_eq!(d, decode(want)),
+        // A block with an invalid line decodes line by line; a valid one borrows its strings.
+        for lines in [&lines[..], &lines[..4]] {
+            // Ending in a line end: one block holds every line.
+            let input = [lines.join(&b"\r\n"[..]), b"\r\n".to_vec()].concat();
+            let blocks = LineBlocks::spawn(Box::new(Trickle(input, 1 << 20))).unwrap();
+            let mut want = lines.iter();
+            while let Next::Block(b) = blocks.next(Duration::from_secs(5)).unwrap() {
+                assert_eq!(b.valid, lines.len() == 4);
+                for (raw, decoded) in b.lines() {
+                    let want = want.next().unwrap();
+                    assert_eq!(raw, *want);
+                    match decoded {
+                        None => assert!(want.iter().all(u8::is_ascii_whitespace)),
+                        Some(d) => assert_eq!(d, decode(want)),
+                    }
                 }
             }
+            assert!(want.next().is_none(), "every line came");
         }
-        assert!(want.next().is_none(), "every line came");
     }
 
     #[test]

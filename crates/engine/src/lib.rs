@@ -14,7 +14,7 @@ mod tally;
 pub mod time;
 mod windows;
 
-pub use decode::{MAX_PAYLOAD_BYTES, decode};
+pub use decode::{MAX_PAYLOAD_BYTES, decode, decode_str};
 pub use engine::{CheckpointError, ConfigError, EngineConfig, PartitionEngine};
 pub use event::{Event, EventType};
 pub use rows::*;
