@@ -155,13 +155,14 @@ impl Block {
     }
 }
 
-/// Where `s` is: in `block` when it was borrowed from it, else copied to `text`.
-fn keep(text: &mut String, block: Option<&[u8]>, s: &Cow<'_, str>) -> Text {
-    if let (Cow::Borrowed(b), Some(block)) = (s, block) {
-        // Address arithmetic only (no dereference): is `b` inside the block?
-        let offset = (b.as_ptr() as usize).wrapping_sub(block.as_ptr() as usize);
-        if offset <= block.len() && b.len() <= block.len() - offset {
-            return Text::Bytes(offset as u32, (offset + b.len()) as u32);
+/// Where `s` is: in `block` when it was borrowed from it (an unescaped copy is
+/// elsewhere), else copied to `text`.
+fn keep(text: &mut String, block: Option<&[u8]>, s: &str) -> Text {
+    if let Some(block) = block {
+        // Address arithmetic only (no dereference): is `s` inside the block?
+        let offset = (s.as_ptr() as usize).wrapping_sub(block.as_ptr() as usize);
+        if offset <= block.len() && s.len() <= block.len() - offset {
+            return Text::Bytes(offset as u32, (offset + s.len()) as u32);
         }
     }
     let start = text.len() as u32;
