@@ -79,6 +79,17 @@ pub(crate) fn distinct_columns(table: &str) -> &'static [&'static str] {
     }
 }
 
+/// A table's string id columns. A file holds one hour's rows in the order they were
+/// finalized, so its ids span about the whole id range: min/max statistics could never
+/// skip a file or page for them, and computing them cost a string comparison per
+/// value (about 2% of file mode's instructions). They are written without statistics.
+pub(crate) fn unsorted_id_columns(table: &str) -> &'static [&'static str] {
+    match table {
+        "journeys" => &["customer_id", "journey_id"],
+        _ => &[],
+    }
+}
+
 fn field(name: &str, data_type: DataType, nullable: bool) -> Field {
     Field::new(name, data_type, nullable)
 }
