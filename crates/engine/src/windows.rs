@@ -6,7 +6,7 @@
 //! contributions, so they are handed out whenever the caller drains: a window's
 //! rows may then come in several pieces, which add up (SPEC §3).
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
 use hashbrown::HashMap;
 
@@ -46,6 +46,93 @@ impl hashbrown::Equivalent<(i64, String)> for PathKey<'_> {
     }
 }
 
+/// Open windows of one activity table, oldest first. Events are folded in `ts`
+/// order, so nearly every lookup is of the newest window: a deque searched from the
+/// back (one comparison) instead of a tree, and closing a window pops the front.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
+struct WindowSeries<V> {
+    windows: VecDeque<(i64, V)>,
+}
+
+impl<V> Default for WindowSeries<V> {
+    fn default() -> Self {
+        WindowSeries { windows: VecDeque::new() }
+    }
+}
+
+impl<V: Default> WindowSeries<V> {
+    fn get_or_insert(&mut self, w: i64) -> &mut V {
+        // Position after every window starting at or before `w`.
+        let mut at = self.windows.len();
+        while at > 0 && self.windows[at - 1].0 > w {
+            at -= 1;
+        }
+        if at == 0 || self.windows[at - 1].0 != w {
+            self.windows.insert(at, (w, V::default()));
+            at += 1;
+        }
+        &mut self.windows[at - 1].1
+    }
+
+    /// Removes the oldest window if it starts before `first_open` (every window when `None`).
+    fn pop_before(&mut self, first_open: Option<i64>) -> Option<(i64, V)> {
+        match self.windows.front() {
+            Some(&(w, _)) if first_open.is_none_or(|f| w < f) => self.windows.pop_front(),
+            _ => None,
+        }
+    }
+
+    fn is_ordered(&self) -> bool {
+        self.windows.iter().zip(self.windows.iter().skip(1)).all(|(a, b)| a.0 < b.0)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &V> {
+        self.windows.iter().map(|(_, v)| v)
+    }
+}
+
+/// Name ids below this count an activity window's events in a flat array.
+const DENSE_IDS: usize = 256;
+
+/// One activity window's events per `(channel, type)`: a flat array by channel id
+/// for the usual few channels (a counter increment per event instead of a hash
+/// map entry), a map for ids past [`DENSE_IDS`] (hostile inputs minting names).
+#[derive(serde::Serialize, serde::Deserialize, Debug, Default, Clone)]
+struct ActivityCounts {
+    /// `dense[channel * 8 + type]`, as long as the highest channel id seen needs.
+    dense: Vec<i64>,
+    sparse: HashMap<(NameId, EventType), i64>,
+}
+
+impl ActivityCounts {
+    const TYPES: usize = EventType::ALL.len();
+
+    #[inline]
+    fn add(&mut self, channel: NameId, event_type: EventType) {
+        let c = channel as usize;
+        if c >= DENSE_IDS {
+            *self.sparse.entry((channel, event_type)).or_default() += 1;
+            return;
+        }
+        let i = c * Self::TYPES + event_type as usize;
+        if i >= self.dense.len() {
+            self.dense.resize((c + 1) * Self::TYPES, 0);
+        }
+        self.dense[i] += 1;
+    }
+
+    /// Every non-zero count.
+    fn iter(&self) -> impl Iterator<Item = ((NameId, EventType), i64)> + '_ {
+        let dense = self
+            .dense
+            .iter()
+            .enumerate()
+            .filter(|&(_, &n)| n != 0)
+            .map(|(i, &n)| (((i / Self::TYPES) as NameId, EventType::ALL[i % Self::TYPES]), n));
+        dense.chain(self.sparse.iter().map(|(&k, &n)| (k, n)))
+    }
+}
+
 /// Nearest-rank percentile of sorted values: the smallest value with at least
 /// `p`% of the values at or below it.
 fn nearest_rank(sorted: &[i64], p: usize) -> Option<i64> {
@@ -59,8 +146,8 @@ fn nearest_rank(sorted: &[i64], p: usize) -> Option<i64> {
 #[derive(serde::Serialize, serde::Deserialize, Debug)]
 pub(crate) struct WindowAggregates {
     window_ms: i64,
-    activity: BTreeMap<i64, HashMap<(NameId, EventType), i64>>,
-    transitions: BTreeMap<i64, HashMap<(NameId, NameId), i64>>,
+    activity: WindowSeries<ActivityCounts>,
+    transitions: WindowSeries<HashMap<(NameId, NameId), i64>>,
     friction: HashMap<(i64, FrictionKind, NameId, NameId), i64>,
     journey_windows: HashMap<(i64, NameId, Outcome), JourneyWindowAcc>,
     paths: HashMap<(i64, String), PathAcc>,
@@ -70,12 +157,12 @@ pub(crate) struct WindowAggregates {
 impl JourneyEffects for WindowAggregates {
     fn activity(&mut self, ts: i64, channel: NameId, event_type: EventType) {
         let w = window_start(ts, self.window_ms);
-        *self.activity.entry(w).or_default().entry((channel, event_type)).or_default() += 1;
+        self.activity.get_or_insert(w).add(channel, event_type);
     }
 
     fn hop(&mut self, ts: i64, from: NameId, to: NameId) {
         let w = window_start(ts, self.window_ms);
-        *self.transitions.entry(w).or_default().entry((from, to)).or_default() += 1;
+        *self.transitions.get_or_insert(w).entry((from, to)).or_default() += 1;
     }
 
     fn friction(&mut self, ts: i64, kind: FrictionKind, channel: NameId, step: NameId) {
@@ -88,8 +175,8 @@ impl WindowAggregates {
     pub(crate) fn new(window_ms: i64) -> Self {
         WindowAggregates {
             window_ms,
-            activity: BTreeMap::new(),
-            transitions: BTreeMap::new(),
+            activity: WindowSeries::default(),
+            transitions: WindowSeries::default(),
             friction: HashMap::new(),
             journey_windows: HashMap::new(),
             paths: HashMap::new(),
@@ -147,26 +234,11 @@ impl WindowAggregates {
     /// Moves activity windows that end at or before `watermark` into `out`
     /// (all of them when `watermark` is `None`: the input ended).
     pub(crate) fn emit_activity(&mut self, watermark: Option<i64>, names: &Names, partition: i32, out: &mut Rows) {
-        fn split<V>(m: &mut BTreeMap<i64, V>, watermark: Option<i64>, window_ms: i64) -> BTreeMap<i64, V> {
-            match watermark {
-                None => std::mem::take(m),
-                // Windows starting after `watermark - window_ms` are still open.
-                Some(wm) => {
-                    let first_open = wm.saturating_sub(window_ms).saturating_add(1);
-                    // Called at every new highest `ts`: most calls find no window to close,
-                    // and split_off would still walk and rebuild the tree.
-                    if m.first_key_value().is_none_or(|(&w, _)| w >= first_open) {
-                        return BTreeMap::new();
-                    }
-                    let open = m.split_off(&first_open);
-                    std::mem::replace(m, open)
-                }
-            }
-        }
-        let done = split(&mut self.activity, watermark, self.window_ms);
-        for (window_start, counts) in done {
+        // Windows starting after `watermark - window_ms` are still open.
+        let first_open = watermark.map(|wm| wm.saturating_sub(self.window_ms).saturating_add(1));
+        while let Some((window_start, counts)) = self.activity.pop_before(first_open) {
             let start = out.activity.len();
-            out.activity.extend(counts.into_iter().map(|((ch, t), events)| ActivityRow {
+            out.activity.extend(counts.iter().map(|((ch, t), events)| ActivityRow {
                 partition,
                 window_start,
                 channel: names.get(ch).clone(),
@@ -176,8 +248,7 @@ impl WindowAggregates {
             // Keys are distinct (they were map keys), so an unstable sort orders them fully.
             out.activity[start..].sort_unstable_by(|a, b| (&a.channel, a.event_type).cmp(&(&b.channel, b.event_type)));
         }
-        let done = split(&mut self.transitions, watermark, self.window_ms);
-        for (window_start, counts) in done {
+        while let Some((window_start, counts)) = self.transitions.pop_before(first_open) {
             let start = out.transitions.len();
             out.transitions.extend(counts.into_iter().map(|((from, to), hops)| TransitionRow {
                 partition,
@@ -256,8 +327,15 @@ impl WindowAggregates {
         let name = |id: NameId| (id as usize) < names;
         let step = |id: NameId| id == crate::names::NO_NAME || name(id);
         let count = |n: i64| (0..COUNTER_LIMIT).contains(&n);
-        let activity = self.activity.values().flatten().all(|(&(c, _), &n)| name(c) && count(n));
+        let activity = self.activity.values().all(|a| {
+            a.dense.len() <= DENSE_IDS * ActivityCounts::TYPES
+                && a.dense.len() % ActivityCounts::TYPES == 0
+                && a.iter().all(|((c, _), n)| name(c) && count(n))
+        });
         let transitions = self.transitions.values().flatten().all(|(&(f, t), &n)| name(f) && name(t) && count(n));
+        if !self.activity.is_ordered() || !self.transitions.is_ordered() {
+            return Err("activity windows out of order");
+        }
         let friction = self.friction.iter().all(|(&(_, _, c, s), &n)| name(c) && step(s) && count(n));
         let journeys = self
             .journey_windows
@@ -276,7 +354,8 @@ impl WindowAggregates {
     pub(crate) fn estimated_bytes(&self) -> usize {
         use std::mem::size_of;
         let table = crate::engine::hash_table_bytes;
-        let activity: usize = self.activity.values().map(|m| table(m.capacity(), 24)).sum();
+        let activity: usize =
+            self.activity.values().map(|a| a.dense.capacity() * 8 + table(a.sparse.capacity(), 24)).sum();
         let transitions: usize = self.transitions.values().map(|m| table(m.capacity(), 16)).sum();
         let resolutions: usize = self.journey_windows.values().map(|a| a.resolutions.capacity() * 8).sum();
         let paths: usize = self.paths.keys().map(|(_, p)| p.capacity()).sum();
@@ -292,7 +371,7 @@ impl WindowAggregates {
 
     /// Windows with activity not yet written (for progress reporting).
     pub(crate) fn open_windows(&self) -> usize {
-        self.activity.len()
+        self.activity.windows.len()
     }
 }
 
@@ -310,6 +389,20 @@ mod tests {
         assert_eq!(nearest_rank(&[1, 2], 50), Some(1));
         assert_eq!(nearest_rank(&[1, 2], 99), Some(2));
         assert_eq!(nearest_rank(&[], 50), None);
+    }
+
+    #[test]
+    fn activity_counts_by_channel_id_near_and_far() {
+        let mut a = ActivityCounts::default();
+        let far = DENSE_IDS as NameId + 5;
+        for (c, t) in [(3, EventType::Abandon), (0, EventType::Touch), (3, EventType::Abandon), (far, EventType::Reply)]
+        {
+            a.add(c, t);
+        }
+        let mut got: Vec<_> = a.iter().collect();
+        got.sort();
+        assert_eq!(got, vec![((0, EventType::Touch), 1), ((3, EventType::Abandon), 2), ((far, EventType::Reply), 1)]);
+        assert_eq!(a.dense.len(), 4 * ActivityCounts::TYPES, "sized by the highest dense id");
     }
 
     #[test]
