@@ -148,12 +148,17 @@ pub(crate) fn process(
     // UTC hours, one those of odd hours, one the other seven tables. Encoding Parquet is
     // a fifth of the work and, with the default flush size, comes mostly at the end, when
     // both cores are free for it. Every file holds one table and hour, and all sinks name
-    // files by the batch position, so the files are the same as one sink's.
-    let sinks = [
-        ParquetSink::with_store(sink.store().clone()).context("opening the output again")?,
-        ParquetSink::with_store(sink.store().clone()).context("opening the output again")?,
-        sink,
-    ];
+    // files by the batch position, so the files are the same as one sink's. On one core
+    // (`taskset`, a CPU quota of one) one sink writes everything: three would only add
+    // thread switches, and splitting the rows copies them.
+    let parallel = std::thread::available_parallelism().map_or(1, |n| n.get()) > 1;
+    let mut sinks = Vec::with_capacity(3);
+    if parallel {
+        for _ in 0..2 {
+            sinks.push(ParquetSink::with_store(sink.store().clone()).context("opening the output again")?);
+        }
+    }
+    sinks.push(sink);
     std::thread::scope(|scope| {
         let mut queues = Vec::new();
         let mut threads = Vec::new();
@@ -278,6 +283,12 @@ fn flush(engine: &mut PartitionEngine, writers: &Writers, first_offset: i64, met
         m.record_journeys(&rows.journeys);
     }
     if rows.is_empty() {
+        return Ok(());
+    }
+    if let [queue] = writers.0.as_slice() {
+        if queue.send((rows, first_offset)).is_err() {
+            bail!("a Parquet writer stopped");
+        }
         return Ok(());
     }
     // A journey row's file is that of its `end_ts` hour (SPEC §4), so splitting by hour

@@ -298,22 +298,24 @@ impl Local {
 
     /// Creates a folder and fsyncs its parents up to the root, so that after a
     /// crash a published file is not lost with a folder entry that never reached disk.
+    /// A folder already made durable by this store ends the walk: its own ancestors
+    /// were synced then (a new hour's folder costs one fsync, not one per level).
     fn ensure_dir(&self, dir: &Path) -> StoreResult<()> {
         let mut known = self.known_dirs.lock().unwrap_or_else(|e| e.into_inner());
         if known.contains(dir) {
             return Ok(());
         }
         fs::create_dir_all(dir).map_err(|source| io_err("create", dir, source))?;
-        for parent in dir.ancestors().skip(1) {
-            if !parent.starts_with(&self.root) {
-                break;
-            }
-            sync_dir(parent)?;
-        }
         if known.len() >= MAX_KNOWN_DIRS {
             known.clear();
         }
-        known.insert(dir.to_path_buf());
+        for (folder, parent) in dir.ancestors().zip(dir.ancestors().skip(1)) {
+            if !parent.starts_with(&self.root) || (folder != dir && known.contains(folder)) {
+                break;
+            }
+            sync_dir(parent)?;
+            known.insert(folder.to_path_buf());
+        }
         Ok(())
     }
 
