@@ -12,8 +12,9 @@
 //! `hostile` tests; [`PartitionEngine::estimated_state_bytes`] adds it up):
 //! - open journeys: about 220 bytes each (a 192-byte key slot holding the journey
 //!   state and key strings up to 24 bytes, a 16-byte deadline, the index), plus
-//!   8–18 bytes per distinct event id of the journey past two; they close at `last ts + gap` of event time, so their number is
-//!   the customers active within one `gap` (`thread_gap` for threads);
+//!   8–18 bytes per distinct event id of the journey past two; they close at
+//!   `last ts + gap` of event time, so their number is the customers active within
+//!   one `gap` (`thread_gap` for threads);
 //! - the reorder buffer: by event time, not count (see `reorder.rs`);
 //! - deadlines: one per open journey, plus stale ones that leave by `gap`;
 //! - activity windows: those the watermark has not passed; journey-derived
