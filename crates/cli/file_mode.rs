@@ -188,8 +188,8 @@ pub(crate) fn process(
 /// Rows of one flush and the offset of their first line.
 type Batch = (Rows, i64);
 
-/// The writer threads' queues: journeys of even hours, of odd hours, the other tables
-/// (one batch waiting each bounds memory).
+/// The writer threads' queues: journeys of even hours, of odd hours, the other tables;
+/// or one queue for everything on one core (one batch waiting each bounds memory).
 struct Writers(Vec<SyncSender<Batch>>);
 
 /// The engine thread: folds the decoded lines and hands rows to the writers.
