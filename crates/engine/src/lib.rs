@@ -2,6 +2,7 @@
 //! finalized table rows come out. No I/O, no clock, no async: adapters (file mode,
 //! the Kafka worker) own those, which keeps every rule here unit-testable and fast.
 
+mod counts;
 pub mod decode;
 mod engine;
 pub mod event;

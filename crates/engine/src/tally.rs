@@ -5,13 +5,12 @@
 
 use hashbrown::HashMap;
 
+use crate::counts::ChannelTypeCounts;
 use crate::event::EventType;
 use crate::journey::JourneyEffects;
 use crate::names::{NO_NAME, NameId, Names};
 use crate::rows::{FrictionKind, Name, RejectReason};
 use crate::windows::WindowAggregates;
-
-const DENSE_CHANNELS: usize = 1024;
 
 /// Counts since the last [`crate::PartitionEngine::take_tally`], with names resolved.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -41,10 +40,7 @@ pub(crate) struct LiveCounts {
     pub(crate) inputs: u64,
     pub(crate) rejected: [u64; RejectReason::ALL.len()],
     pub(crate) duplicates: u64,
-    /// Indexed by channel id, then `EventType as usize`: channel ids are dense and few.
-    events: Vec<[u64; EventType::ALL.len()]>,
-    /// Channels past [`DENSE_CHANNELS`] (hostile inputs with huge name sets).
-    events_sparse: HashMap<(NameId, EventType), u64>,
+    events: ChannelTypeCounts,
     hops: HashMap<(NameId, NameId), u64>,
     friction: HashMap<(FrictionKind, NameId, NameId), u64>,
 }
@@ -57,16 +53,8 @@ impl LiveCounts {
             duplicates: std::mem::take(&mut self.duplicates),
             ..Tally::default()
         };
-        for (channel, counts) in self.events.iter_mut().enumerate() {
-            for (ty, n) in EventType::ALL.iter().zip(counts.iter_mut()) {
-                if *n > 0 {
-                    t.events.push((names.get(channel as NameId).clone(), *ty, std::mem::take(n)));
-                }
-            }
-        }
-        for ((channel, ty), n) in self.events_sparse.drain() {
-            t.events.push((names.get(channel).clone(), ty, n));
-        }
+        t.events = self.events.iter().map(|(channel, ty, n)| (names.get(channel).clone(), ty, n)).collect();
+        self.events.clear();
         t.hops = self.hops.drain().map(|((f, to), n)| (names.get(f).clone(), names.get(to).clone(), n)).collect();
         t.friction = self
             .friction
@@ -86,15 +74,7 @@ pub(crate) struct Effects<'a> {
 impl JourneyEffects for Effects<'_> {
     fn activity(&mut self, ts: i64, channel: NameId, event_type: EventType) {
         self.windows.activity(ts, channel, event_type);
-        let i = channel as usize;
-        if i >= DENSE_CHANNELS {
-            *self.live.events_sparse.entry((channel, event_type)).or_default() += 1;
-            return;
-        }
-        if i >= self.live.events.len() {
-            self.live.events.resize(i + 1, [0; EventType::ALL.len()]);
-        }
-        self.live.events[i][event_type as usize] += 1;
+        self.live.events.add(channel, event_type);
     }
 
     fn hop(&mut self, ts: i64, from: NameId, to: NameId) {

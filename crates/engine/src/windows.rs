@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 
 use hashbrown::HashMap;
 
+use crate::counts::ChannelTypeCounts;
 use crate::event::EventType;
 use crate::journey::{ClosedJourney, JourneyEffects};
 use crate::names::{NameId, Names};
@@ -91,48 +92,6 @@ impl<V: Default> WindowSeries<V> {
     }
 }
 
-/// Name ids below this count an activity window's events in a flat array.
-const DENSE_IDS: usize = 256;
-
-/// One activity window's events per `(channel, type)`: a flat array by channel id
-/// for the usual few channels (a counter increment per event instead of a hash
-/// map entry), a map for ids past [`DENSE_IDS`] (hostile inputs minting names).
-#[derive(serde::Serialize, serde::Deserialize, Debug, Default, Clone)]
-struct ActivityCounts {
-    /// `dense[channel * 8 + type]`, as long as the highest channel id seen needs.
-    dense: Vec<i64>,
-    sparse: HashMap<(NameId, EventType), i64>,
-}
-
-impl ActivityCounts {
-    const TYPES: usize = EventType::ALL.len();
-
-    #[inline]
-    fn add(&mut self, channel: NameId, event_type: EventType) {
-        let c = channel as usize;
-        if c >= DENSE_IDS {
-            *self.sparse.entry((channel, event_type)).or_default() += 1;
-            return;
-        }
-        let i = c * Self::TYPES + event_type as usize;
-        if i >= self.dense.len() {
-            self.dense.resize((c + 1) * Self::TYPES, 0);
-        }
-        self.dense[i] += 1;
-    }
-
-    /// Every non-zero count.
-    fn iter(&self) -> impl Iterator<Item = ((NameId, EventType), i64)> + '_ {
-        let dense = self
-            .dense
-            .iter()
-            .enumerate()
-            .filter(|&(_, &n)| n != 0)
-            .map(|(i, &n)| (((i / Self::TYPES) as NameId, EventType::ALL[i % Self::TYPES]), n));
-        dense.chain(self.sparse.iter().map(|(&k, &n)| (k, n)))
-    }
-}
-
 /// Nearest-rank percentile of sorted values: the smallest value with at least
 /// `p`% of the values at or below it.
 fn nearest_rank(sorted: &[i64], p: usize) -> Option<i64> {
@@ -146,7 +105,7 @@ fn nearest_rank(sorted: &[i64], p: usize) -> Option<i64> {
 #[derive(serde::Serialize, serde::Deserialize, Debug)]
 pub(crate) struct WindowAggregates {
     window_ms: i64,
-    activity: WindowSeries<ActivityCounts>,
+    activity: WindowSeries<ChannelTypeCounts>,
     transitions: WindowSeries<HashMap<(NameId, NameId), i64>>,
     friction: HashMap<(i64, FrictionKind, NameId, NameId), i64>,
     journey_windows: HashMap<(i64, NameId, Outcome), JourneyWindowAcc>,
@@ -238,12 +197,13 @@ impl WindowAggregates {
         let first_open = watermark.map(|wm| wm.saturating_sub(self.window_ms).saturating_add(1));
         while let Some((window_start, counts)) = self.activity.pop_before(first_open) {
             let start = out.activity.len();
-            out.activity.extend(counts.iter().map(|((ch, t), events)| ActivityRow {
+            out.activity.extend(counts.iter().map(|(ch, t, events)| ActivityRow {
                 partition,
                 window_start,
                 channel: names.get(ch).clone(),
                 event_type: t,
-                events,
+                // Restored counts were checked below COUNTER_LIMIT; folding adds one per event.
+                events: events as i64,
             }));
             // Keys are distinct (they were map keys), so an unstable sort orders them fully.
             out.activity[start..].sort_unstable_by(|a, b| (&a.channel, a.event_type).cmp(&(&b.channel, b.event_type)));
@@ -327,11 +287,10 @@ impl WindowAggregates {
         let name = |id: NameId| (id as usize) < names;
         let step = |id: NameId| id == crate::names::NO_NAME || name(id);
         let count = |n: i64| (0..COUNTER_LIMIT).contains(&n);
-        let activity = self.activity.values().all(|a| {
-            a.dense.len() <= DENSE_IDS * ActivityCounts::TYPES
-                && a.dense.len() % ActivityCounts::TYPES == 0
-                && a.iter().all(|((c, _), n)| name(c) && count(n))
-        });
+        let activity = self
+            .activity
+            .values()
+            .all(|a| a.is_consistent() && a.iter().all(|(c, _, n)| name(c) && n < COUNTER_LIMIT as u64));
         let transitions = self.transitions.values().flatten().all(|(&(f, t), &n)| name(f) && name(t) && count(n));
         if !self.activity.is_ordered() || !self.transitions.is_ordered() {
             return Err("activity windows out of order");
@@ -354,8 +313,7 @@ impl WindowAggregates {
     pub(crate) fn estimated_bytes(&self) -> usize {
         use std::mem::size_of;
         let table = crate::engine::hash_table_bytes;
-        let activity: usize =
-            self.activity.values().map(|a| a.dense.capacity() * 8 + table(a.sparse.capacity(), 24)).sum();
+        let activity: usize = self.activity.values().map(ChannelTypeCounts::estimated_bytes).sum();
         let transitions: usize = self.transitions.values().map(|m| table(m.capacity(), 16)).sum();
         let resolutions: usize = self.journey_windows.values().map(|a| a.resolutions.capacity() * 8).sum();
         let paths: usize = self.paths.keys().map(|(_, p)| p.capacity()).sum();
@@ -389,20 +347,6 @@ mod tests {
         assert_eq!(nearest_rank(&[1, 2], 50), Some(1));
         assert_eq!(nearest_rank(&[1, 2], 99), Some(2));
         assert_eq!(nearest_rank(&[], 50), None);
-    }
-
-    #[test]
-    fn activity_counts_by_channel_id_near_and_far() {
-        let mut a = ActivityCounts::default();
-        let far = DENSE_IDS as NameId + 5;
-        for (c, t) in [(3, EventType::Abandon), (0, EventType::Touch), (3, EventType::Abandon), (far, EventType::Reply)]
-        {
-            a.add(c, t);
-        }
-        let mut got: Vec<_> = a.iter().collect();
-        got.sort();
-        assert_eq!(got, vec![((0, EventType::Touch), 1), ((3, EventType::Abandon), 2), ((far, EventType::Reply), 1)]);
-        assert_eq!(a.dense.len(), 4 * ActivityCounts::TYPES, "sized by the highest dense id");
     }
 
     #[test]
