@@ -15,6 +15,7 @@ use omnimeter_generate::{GenConfig, Generator, customer_id};
 use omnimeter_http::Probe;
 use omnimeter_kafka::{EventProducer, WorkerOptions, WorkerStatus};
 use omnimeter_metrics::{Metrics, MetricsSettings};
+use omnimeter_report::thousands;
 
 use crate::generate::Pacer;
 
@@ -92,18 +93,6 @@ fn prepare_dir(dir: &Path) -> Result<()> {
     std::fs::write(dir.join(MARKER), b"made by omnimeter demo; a re-run clears this folder\n")
         .with_context(|| format!("writing in {}", dir.display()))?;
     Ok(())
-}
-
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 pub(crate) fn run(args: &DemoArgs) -> Result<()> {

@@ -14,6 +14,11 @@ use std::path::{Path, PathBuf};
 use arrow_schema::ArrowError;
 use parquet::errors::ParquetError;
 
+/// A count with thousands separators, as the report writes counts: `1234567` → `"1,234,567"`.
+pub fn thousands(n: u64) -> String {
+    format::count(n)
+}
+
 /// Why a report could not be built. Messages are one line and name the path, table
 /// or column; the underlying cause is the error's `source()`.
 #[derive(Debug, thiserror::Error)]
