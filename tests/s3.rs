@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use util::kafka::{Broker, TOPIC, log_of, partition_slices, sigterm, worker};
+use util::kafka::{Broker, TOPIC, log_of, partition_slices, sigterm, wait_log, worker};
 use util::{KillOnDrop, python_check, repo};
 
 const BUCKET: &str = "omnimeter-test";
@@ -232,15 +232,6 @@ fn two_workers_on_separate_disks_share_one_bucket_survive_sigkill_and_match_file
         util::parquet_files(&kafka_out).len(),
         started.elapsed().as_secs_f64()
     );
-}
-
-/// Waits until a worker's log says `needle`; fails with the log.
-fn wait_log(log: &Path, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !log_of(log).contains(needle) {
-        assert!(Instant::now() < deadline, "{} never said {needle:?}:\n{}", log.display(), log_of(log));
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Checks everything under `s3://BUCKET/prefix` with pyarrow and copies it to `dest`.

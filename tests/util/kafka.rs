@@ -329,3 +329,12 @@ pub(crate) fn until_end(broker: &Broker, out: &Path, log: &Path) {
 pub(crate) fn log_of(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
+
+/// Waits (60 s at most) until a worker's log says `needle`; fails showing the log.
+pub(crate) fn wait_log(log: &Path, needle: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !log_of(log).contains(needle) {
+        assert!(std::time::Instant::now() < deadline, "{} never said {needle:?}:\n{}", log.display(), log_of(log));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
