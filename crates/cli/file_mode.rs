@@ -144,25 +144,19 @@ pub(crate) fn process(
     metrics: Option<&Metrics>,
 ) -> Result<Summary> {
     let started = Instant::now();
-    // More sinks on the same output write in parallel: one the `journeys` rows of even
-    // UTC hours, one those of odd hours, one the other seven tables. Encoding Parquet is
-    // a fifth of the work and, with the default flush size, comes mostly at the end, when
-    // both cores are free for it. Every file holds one table and hour, and all sinks name
-    // files by the batch position, so the files are the same as one sink's. On one core
-    // (`taskset`, a CPU quota of one) one sink writes everything: three would only add
+    // Writer threads share the sink and write in parallel: one the `journeys` rows of
+    // even UTC hours, one those of odd hours, one the other seven tables. Encoding Parquet
+    // is a fifth of the work and, with the default flush size, comes mostly at the end,
+    // when both cores are free for it. Every file holds one table and hour and is named by
+    // the batch position, so the files are the same as one writer's. On one core
+    // (`taskset`, a CPU quota of one) one writer writes everything: three would only add
     // thread switches, and splitting the rows copies them.
     let parallel = std::thread::available_parallelism().map_or(1, |n| n.get()) > 1;
-    let mut sinks = Vec::with_capacity(3);
-    if parallel {
-        for _ in 0..2 {
-            sinks.push(ParquetSink::with_store(sink.store().clone()).context("opening the output again")?);
-        }
-    }
-    sinks.push(sink);
+    let sink = &sink;
     std::thread::scope(|scope| {
         let mut queues = Vec::new();
         let mut threads = Vec::new();
-        for sink in sinks {
+        for _ in 0..if parallel { 3 } else { 1 } {
             let (queue, batches) = sync_channel::<Batch>(1);
             queues.push(queue);
             threads.push(scope.spawn(move || write_loop(batches, sink, metrics)));
@@ -293,8 +287,9 @@ fn flush(engine: &mut PartitionEngine, writers: &Writers, first_offset: i64, met
     }
     // A journey row's file is that of its `end_ts` hour (SPEC §4), so splitting by hour
     // never splits a file.
-    let (odd, even): (Vec<_>, Vec<_>) =
-        std::mem::take(&mut rows.journeys).into_iter().partition(|j| omnimeter_parquet::hour_of(j.end_ts) % 2 == 1);
+    let (odd, even): (Vec<_>, Vec<_>) = std::mem::take(&mut rows.journeys)
+        .into_iter()
+        .partition(|j| omnimeter_parquet::hour_of(j.end_ts).rem_euclid(2) == 1);
     let journeys = |journeys| Rows { journeys, ..Rows::default() };
     for (queue, rows) in writers.0.iter().zip([journeys(even), journeys(odd), rows]) {
         if !rows.is_empty() && queue.send((rows, first_offset)).is_err() {
@@ -306,7 +301,7 @@ fn flush(engine: &mut PartitionEngine, writers: &Writers, first_offset: i64, met
 }
 
 /// A writer thread: writes each batch in order; row and file counts by table at the end.
-fn write_loop(batches: Receiver<Batch>, mut sink: ParquetSink, metrics: Option<&Metrics>) -> Result<([u64; 8], u64)> {
+fn write_loop(batches: Receiver<Batch>, sink: &ParquetSink, metrics: Option<&Metrics>) -> Result<([u64; 8], u64)> {
     let (mut rows, mut files) = ([0u64; 8], 0u64);
     for (batch, first_offset) in batches {
         let report = sink.write_batch(&batch, 0, first_offset).context("writing Parquet")?;

@@ -106,18 +106,18 @@ impl ParquetSink {
     ///
     /// On error some files of the batch may already be published: retry the batch,
     /// or drop them with [`ParquetSink::remove_from`].
-    pub fn write_batch(&mut self, rows: &Rows, partition: i32, first_offset: i64) -> Result<WriteReport> {
+    pub fn write_batch(&self, rows: &Rows, partition: i32, first_offset: i64) -> Result<WriteReport> {
         self.write_named(rows, partition, first_offset, false)
     }
 
     /// Writes the rows of closing every journey at the end of a finite input
     /// (`--until-end`), which have no offsets of their own: named after the next
     /// offset with an `-end` mark.
-    pub fn write_closing_batch(&mut self, rows: &Rows, partition: i32, next_offset: i64) -> Result<WriteReport> {
+    pub fn write_closing_batch(&self, rows: &Rows, partition: i32, next_offset: i64) -> Result<WriteReport> {
         self.write_named(rows, partition, next_offset, true)
     }
 
-    fn write_named(&mut self, rows: &Rows, partition: i32, first_offset: i64, closing: bool) -> Result<WriteReport> {
+    fn write_named(&self, rows: &Rows, partition: i32, first_offset: i64, closing: bool) -> Result<WriteReport> {
         if partition < 0 || first_offset < 0 {
             return Err(Error::NegativePosition { partition, offset: first_offset });
         }
@@ -134,7 +134,7 @@ impl ParquetSink {
     }
 
     fn write_table<T>(
-        &mut self,
+        &self,
         out: &mut Out,
         table: usize,
         rows: &[T],

@@ -65,7 +65,7 @@ impl Drop for Moto {
 #[test]
 fn sink_publishes_replaces_and_removes_in_a_bucket() -> TestResult {
     let moto = Moto::start("out");
-    let mut sink = ParquetSink::new(moto.output("out", "team/omni"))?;
+    let sink = ParquetSink::new(moto.output("out", "team/omni"))?;
     assert_eq!(sink.output().to_string(), "s3://out/team/omni");
     for (partition, offset) in [(0, 0), (0, 100), (0, 200), (1, 100)] {
         sink.write_batch(&sample(), partition, offset)?;
@@ -138,7 +138,7 @@ fn the_store_works_from_spawn_blocking_and_from_a_plain_thread() -> TestResult {
     let moto = Moto::start("threads");
     let output = moto.output("threads", "x");
     let use_store = |output: Output, key: &'static str| -> std::result::Result<Store, String> {
-        let mut sink = ParquetSink::new(output).map_err(|e| e.to_string())?;
+        let sink = ParquetSink::new(output).map_err(|e| e.to_string())?;
         sink.write_batch(&Rows { journeys: sample().journeys, ..Rows::default() }, 0, 0).map_err(|e| e.to_string())?;
         sink.store().put(key, b"ok".to_vec()).map_err(|e| e.to_string())?;
         Ok(sink.store().clone())

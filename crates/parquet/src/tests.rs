@@ -162,7 +162,7 @@ fn files(dir: &Path) -> Vec<String> {
 fn writes_hive_layout_and_reads_back() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let root = tmp.path().join("out");
-    let mut sink = ParquetSink::new(&root)?;
+    let sink = ParquetSink::new(&root)?;
     assert_eq!(sink.output(), &Output::Local(root.clone()));
     let report = sink.write_batch(&sample(), 0, 10)?;
 
@@ -253,7 +253,7 @@ fn writes_hive_layout_and_reads_back() -> TestResult {
 #[test]
 fn rewriting_a_batch_replaces_its_files() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let mut sink = ParquetSink::new(tmp.path())?;
+    let sink = ParquetSink::new(tmp.path())?;
     let first = sink.write_batch(&sample(), 3, 500)?;
     let before = files(tmp.path());
     let again = sink.write_batch(&sample(), 3, 500)?;
@@ -267,7 +267,7 @@ fn rewriting_a_batch_replaces_its_files() -> TestResult {
 #[test]
 fn empty_batch_writes_nothing() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let mut sink = ParquetSink::new(tmp.path())?;
+    let sink = ParquetSink::new(tmp.path())?;
     assert_eq!(sink.write_batch(&Rows::default(), 0, 0)?, WriteReport::default());
     assert!(files(tmp.path()).is_empty());
     Ok(())
@@ -276,7 +276,7 @@ fn empty_batch_writes_nothing() -> TestResult {
 #[test]
 fn remove_from_drops_only_that_partition_from_the_offset() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let mut sink = ParquetSink::new(tmp.path())?;
+    let sink = ParquetSink::new(tmp.path())?;
     for (partition, offset) in [(0, 0), (0, 100), (0, 200), (1, 100)] {
         sink.write_batch(&sample(), partition, offset)?;
     }
@@ -305,7 +305,7 @@ fn remove_from_drops_only_that_partition_from_the_offset() -> TestResult {
 #[test]
 fn closing_batches_have_their_own_names_and_survive_when_committed() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let mut sink = ParquetSink::new(tmp.path())?;
+    let sink = ParquetSink::new(tmp.path())?;
     sink.write_batch(&sample(), 0, 100)?;
     let report = sink.write_closing_batch(&sample(), 0, 100)?;
     assert!(report.keys.iter().all(|k| k.ends_with("p00000-o00000000000000000100-end.parquet")));
@@ -337,7 +337,7 @@ fn new_fails_when_root_cannot_be_created() -> TestResult {
 #[test]
 fn negative_positions_are_rejected() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let mut sink = ParquetSink::new(tmp.path())?;
+    let sink = ParquetSink::new(tmp.path())?;
     let err = sink.write_batch(&sample(), 0, -1).err().ok_or("expected an error")?;
     assert!(matches!(err, Error::NegativePosition { partition: 0, offset: -1 }));
     assert!(files(tmp.path()).is_empty());

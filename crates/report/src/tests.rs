@@ -239,7 +239,7 @@ fn assert_self_contained(html: &str) {
 }
 
 fn write(dir: &Path, rows: &Rows, partition: i32, first_offset: i64) {
-    let mut sink = ParquetSink::new(dir).unwrap();
+    let sink = ParquetSink::new(dir).unwrap();
     sink.write_batch(rows, partition, first_offset).unwrap();
 }
 
