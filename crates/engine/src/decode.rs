@@ -104,9 +104,9 @@ const STEP: usize = 6;
 const VALUE: usize = 7;
 const ATTRS: usize = 8;
 
+/// The field a key names once its escapes are resolved (a plainly written known key is
+/// matched by `Scanner::known_key` before it is read as a string).
 fn field_index(key: &[u8]) -> Option<usize> {
-    // Byte patterns compile to a length test and a few integer compares (a byte-string
-    // comparison of unknown length would call memcmp, once per key of every event).
     Some(match *key {
         [b't', b's'] => TS,
         [b't', b'y', b'p', b'e'] => TYPE,
@@ -171,7 +171,8 @@ impl Scanner<'_> {
                             let name = std::str::from_utf8(name).ok().and_then(unescape).ok_or(Syntax)?;
                             field_index(name.as_bytes())
                         } else {
-                            field_index(name)
+                            // `known_key` already matched every known name written plainly.
+                            None
                         }
                     }
                 };

@@ -142,8 +142,11 @@ impl Ord for Pending {
 }
 
 /// The tie-breaker of a payload: a fixed seed, so that the order is the same in
-/// every run and after a restore. foldhash rather than xxh3: this hashes every
-/// whole payload, and foldhash does it in a third of the instructions.
+/// every run and after a restore by the same build. foldhash rather than xxh3: this
+/// hashes every whole payload, and foldhash does it in a third of the instructions.
+/// foldhash promises no stable output across its versions, so a build with another
+/// foldhash may order differently two events of equal `(ts, event_id)` and different
+/// payloads that a checkpoint still buffers: an order the SPEC leaves open anyway.
 fn tie_hash(raw: &[u8]) -> u64 {
     use std::hash::BuildHasher;
     foldhash::fast::FixedState::with_seed(0x6f6d_6e69_6d65_7465).hash_one(raw)
@@ -168,7 +171,7 @@ impl JourneyKey {
                 let mut text = CompactString::with_capacity(customer.len() + t.len());
                 text.push_str(customer);
                 text.push_str(t);
-                // Event lines are far below 4 GiB (the adapters bound them), so the length fits.
+                // `decode` allows customer ids of at most 128 bytes, so the length fits.
                 JourneyKey { text, thread_at: customer.len() as u32 }
             }
         }

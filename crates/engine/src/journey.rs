@@ -125,7 +125,8 @@ const OPENED: u8 = 8;
 /// and linear attribution.
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Default)]
 pub(crate) struct SegmentCounts {
-    pub(crate) counts: SmallVec<[(NameId, u32); 2]>,
+    /// Room for 8 channels inline: it lives boxed in `RareState`, or briefly at close.
+    pub(crate) counts: SmallVec<[(NameId, u32); 8]>,
     /// Positions in `counts` by channel, once it is longer than [`SEGMENT_SCAN`]:
     /// a journey through thousands of channels (hostile input) would otherwise
     /// scan the list at every hop, quadratic in its channels. Derived, so not
@@ -170,22 +171,6 @@ impl SegmentCounts {
         (if self.counts.spilled() { self.counts.capacity() * size_of::<(NameId, u32)>() } else { 0 })
             + self.index.as_ref().map_or(0, |m| size_of::<HashMap<NameId, u32>>() + table(m.capacity(), 8))
     }
-}
-
-/// Segments per channel of a path that holds every segment, without allocating
-/// for the usual few channels.
-fn counts_of_path(path: &[NameId]) -> SmallVec<[(NameId, u32); 8]> {
-    if path.len() > 4 * SEGMENT_SCAN {
-        return SegmentCounts::of_path(path).counts.into_iter().collect();
-    }
-    let mut counts = SmallVec::<[(NameId, u32); 8]>::new();
-    for &c in path {
-        match counts.iter_mut().find(|(k, _)| *k == c) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((c, 1)),
-        }
-    }
-    counts
 }
 
 /// The parts of a journey most never need, boxed so that they cost one pointer
@@ -468,8 +453,8 @@ impl JourneyState {
             fx.friction(self.last_ts, FrictionKind::DropOff, self.last_channel, self.last_step);
         }
         let segment_counts = match self.rare.and_then(|r| r.segments) {
-            Some(s) => s.counts.into_iter().collect(),
-            None => counts_of_path(&self.path_prefix),
+            Some(s) => s.counts,
+            None => SegmentCounts::of_path(&self.path_prefix).counts,
         };
         ClosedJourney {
             start_ts: self.start_ts,

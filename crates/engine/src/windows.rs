@@ -224,6 +224,13 @@ impl WindowAggregates {
 
     /// Moves every journey-derived aggregate into `out`, sorted by key.
     pub(crate) fn drain_journey_tables(&mut self, names: &Names, partition: i32, out: &mut Rows) {
+        let empty = self.journey_windows.is_empty()
+            && self.paths.is_empty()
+            && self.friction.is_empty()
+            && self.attribution.is_empty();
+        if empty {
+            return; // ranking sorts every name the partition has seen: not for nothing
+        }
         // Names compare by their rank in text order: integer keys instead of string
         // comparisons. Keys are distinct (they were map keys), so unstable sorts order them fully.
         let rank = names.ranks();

@@ -202,7 +202,7 @@ fn payloads_at_and_over_sixty_four_kib() {
 }
 
 /// Nesting deeper than serde_json's recursion limit (128), up to what fits in
-/// 64 KiB. Known fields and `attrs` are captured as raw JSON and skipped without
+/// 64 KiB. The decoder skips nested values with a stack of open brackets instead of
 /// recursion, so depth costs no stack: this runs on a 64 KiB thread stack.
 #[test]
 fn deeply_nested_json_is_skipped_without_recursion() {

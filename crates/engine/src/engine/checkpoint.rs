@@ -11,7 +11,9 @@ use super::*;
 use crate::names::Names;
 use crate::time;
 
-/// 2: journeys inline in their key slot, one resolution tracker, keys as one string.
+/// 2: journeys inline in their key slot (one resolution tracker, keys as one string,
+/// 32-bit journey serials in slots and deadlines), activity windows as a list of
+/// per-channel count arrays. Builds between 1 and this one were never released.
 const VERSION: u32 = 2;
 
 /// Why a checkpoint could not be taken or restored.
