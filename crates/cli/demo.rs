@@ -137,8 +137,9 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     let statuses: Vec<_> = (0..WORKERS).map(|_| Arc::new(Mutex::new(WorkerStatus::default()))).collect();
 
     // /metrics: the configured port, or any free one when it is taken (a second demo).
-    let wanted = omnimeter_config::listen_addr(&args.metrics_addr)
-        .ok_or_else(|| anyhow!("--metrics-addr {:?}: expected an IP address and port", args.metrics_addr))?;
+    let wanted = omnimeter_config::listen_addr(&args.metrics_addr).ok_or_else(|| {
+        anyhow!("--metrics-addr {:?}: expected {}", args.metrics_addr, omnimeter_config::LISTEN_ADDR_FORM)
+    })?;
     let listener = omnimeter_http::bind(wanted)
         .or_else(|_| omnimeter_http::bind(std::net::SocketAddr::new(wanted.ip(), 0)))
         .context("serving metrics")?;

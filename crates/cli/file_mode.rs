@@ -45,7 +45,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
     let served = match &args.metrics_addr {
         Some(a) => {
             let addr: SocketAddr = omnimeter_config::listen_addr(a).ok_or_else(|| {
-                anyhow::anyhow!("--metrics-addr {a:?}: expected an IP address and port, like 127.0.0.1:9898")
+                anyhow::anyhow!("--metrics-addr {a:?}: expected {}", omnimeter_config::LISTEN_ADDR_FORM)
             })?;
             let metrics = Arc::new(Metrics::new(MetricsSettings {
                 label_limit: omnimeter_config::MetricsConfig::default().label_limit,

@@ -142,6 +142,10 @@ impl MetricsConfig {
     }
 }
 
+/// What [`listen_addr`] accepts, for error messages.
+pub const LISTEN_ADDR_FORM: &str =
+    "an IP address and port, like \"127.0.0.1:9898\" or \"0.0.0.0:9898\", or a port alone for loopback (\"9898\")";
+
 /// A listen address: `HOST:PORT`, or just `PORT` / `:PORT` for loopback (`127.0.0.1`),
 /// so metrics are never exposed beyond the host unless an address says so.
 pub fn listen_addr(s: &str) -> Option<SocketAddr> {
@@ -253,7 +257,7 @@ impl Config {
             return Err(value(
                 "metrics.addr",
                 &format!("{:?}", m.addr),
-                "an IP address and port, like \"127.0.0.1:9898\" or \"0.0.0.0:9898\", a port alone for loopback (\"9898\"), or \"\" for no metrics endpoint",
+                &format!("{LISTEN_ADDR_FORM}, or \"\" for no metrics endpoint"),
             ));
         }
         if !(1..=10_000).contains(&m.label_limit) {
