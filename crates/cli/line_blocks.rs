@@ -223,6 +223,12 @@ fn read_loop(mut reader: Box<dyn Read + Send>, tx: &SyncSender<io::Result<Block>
                     if buf[filled - n..filled].contains(&b'\n') {
                         break false;
                     }
+                    // Line positions are kept as u32: a block past 4 GiB is one line that long.
+                    if filled > u32::MAX as usize {
+                        let _ =
+                            tx.send(Err(io::Error::new(io::ErrorKind::InvalidData, "an input line longer than 4 GiB")));
+                        return;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {

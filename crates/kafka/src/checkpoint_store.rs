@@ -73,7 +73,8 @@ impl CheckpointStore {
     }
 
     /// Writes a checkpoint durably and atomically, whole: locally a temp file that
-    /// is fsynced and renamed over the old one, in a bucket a single PUT.
+    /// is fsynced and renamed over the old one, in a bucket one PUT (or, past the
+    /// store's part size, a multipart upload that S3 shows only once complete).
     pub fn save(&self, partition: i32, cp: &Checkpoint) -> io::Result<()> {
         let mut body = Vec::with_capacity(9 + cp.engine.len());
         body.extend_from_slice(&cp.next_offset.to_le_bytes());

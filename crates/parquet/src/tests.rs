@@ -377,3 +377,25 @@ fn local_store_publishes_whole_objects_in_new_folders_and_misses_cleanly() -> Te
     assert_eq!(store.location("a/b"), tmp.path().join("a/b").display().to_string());
     Ok(())
 }
+
+#[test]
+fn per_column_settings_name_real_columns() {
+    // A misspelt name would silently leave the setting off.
+    let schemas = [
+        ("journeys", schema::journeys(&[]).unwrap().schema()),
+        ("journey_windows", schema::journey_windows(&[]).unwrap().schema()),
+        ("paths", schema::paths(&[]).unwrap().schema()),
+        ("attribution", schema::attribution(&[]).unwrap().schema()),
+        ("rejected", schema::rejected(&[]).unwrap().schema()),
+    ];
+    for (table, schema) in schemas {
+        for column in schema::distinct_columns(table).iter().chain(schema::unsorted_id_columns(table)) {
+            assert!(schema.field_with_name(column).is_ok(), "{table}.{column} is not a column");
+        }
+    }
+    for table in TABLES {
+        let listed = !schema::distinct_columns(table).is_empty() || !schema::unsorted_id_columns(table).is_empty();
+        let checked = ["journeys", "journey_windows", "paths", "attribution", "rejected"].contains(&table);
+        assert!(!listed || checked, "{table} has per-column settings this test does not check");
+    }
+}
