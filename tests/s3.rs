@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use util::kafka::{Broker, TOPIC, log_of, partition_slices, sigterm, wait_log, worker};
+use util::kafka::{Broker, TOPIC, generated, log_of, partition_slices, sigterm, wait_log, worker};
 use util::{KillOnDrop, python_check, repo};
 
 const BUCKET: &str = "omnimeter-test";
@@ -84,10 +84,6 @@ fn scratch() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("omnimeter-s3-").tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).unwrap()
 }
 
-fn read_lines(bytes: &[u8]) -> Vec<Vec<u8>> {
-    bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect()
-}
-
 #[test]
 fn two_workers_on_separate_disks_share_one_bucket_survive_sigkill_and_match_file_mode() {
     let started = Instant::now();
@@ -98,19 +94,7 @@ fn two_workers_on_separate_disks_share_one_bucket_survive_sigkill_and_match_file
         (Broker::start(), moto.join().unwrap())
     });
     broker.create_topic(TOPIC, PARTITIONS);
-    let generated = util::omnimeter(&[
-        "generate",
-        "--customers",
-        "1200",
-        "--seed",
-        "21",
-        "--bad-rate",
-        "0.01",
-        "--duplicate-rate",
-        "0.02",
-    ]);
-    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
-    let lines = read_lines(&generated.stdout);
+    let lines = generated(1200, 21);
     let chunks: Vec<&[Vec<u8>]> = lines.chunks(lines.len() / 4 + 1).collect();
     assert_eq!(chunks.len(), 4);
     let url = format!("s3://{BUCKET}/run");
