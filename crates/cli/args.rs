@@ -66,9 +66,14 @@ pub(crate) struct RunArgs {
     pub(crate) linger: Option<DurationMs>,
     #[command(flatten)]
     pub(crate) engine: EngineArgs,
-    /// Lines between two Parquet flushes in file mode (bounds memory on big inputs).
-    #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub(crate) flush_lines: u64,
+    /// Event time per published batch: a partition cuts its output when its watermark
+    /// enters a new multiple of D (overrides `output.file_period`; default 1h).
+    #[arg(long, value_name = "D")]
+    pub(crate) file_period: Option<DurationMs>,
+    /// Rows waiting that force a cut before the period ends (overrides
+    /// `output.file_rows`; default 100000).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub(crate) file_rows: Option<u64>,
 }
 
 /// Engine settings as flags; an absent flag keeps the SPEC default.

@@ -3,6 +3,7 @@
 //! streamed into it, two workers in one consumer group writing Parquet, `/metrics`
 //! served, live progress, then a wind-down that closes every journey and the report.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +14,7 @@ use clap::Args;
 use omnimeter_engine::{DurationMs, EngineConfig};
 use omnimeter_generate::{GenConfig, Generator, customer_id};
 use omnimeter_http::Probe;
-use omnimeter_kafka::{EventProducer, WorkerOptions, WorkerStatus};
+use omnimeter_kafka::{EventProducer, FinishAt, OnDataLoss, WorkerOptions, WorkerStatus};
 use omnimeter_metrics::{Metrics, MetricsSettings};
 use omnimeter_report::thousands;
 
@@ -23,6 +24,11 @@ const TOPIC: &str = "omnimeter-events";
 const PARTITIONS: i32 = 6;
 const GROUP: &str = "omnimeter-demo";
 const WORKERS: usize = 2;
+/// Events the producer may run ahead of the workers. The in-process cluster keeps
+/// at most 5 MiB (or 100,000 messages) per partition and deletes older data even if
+/// nobody read it: ~60,000 events over 6 partitions are ~2 MiB each, so nothing
+/// unread is ever deleted, however slow the workers are (a busy machine).
+const MAX_AHEAD: u64 = 60_000;
 /// Marks a folder the demo owns, so a re-run may clear it.
 const MARKER: &str = ".omnimeter-demo";
 
@@ -155,7 +161,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     }
 
     // Two workers in one group, as two processes would be.
-    let finish = Arc::new(AtomicBool::new(false));
+    let finish: FinishAt = Arc::new(Mutex::new(None));
     let mut workers = Vec::new();
     for status in &statuses {
         let opts = WorkerOptions {
@@ -168,7 +174,10 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
             drain_timeout: Duration::from_secs(5),
             fetch_max_wait: Duration::from_millis(100),
             output: omnimeter_parquet::Output::Local(args.dir.clone()),
-            flush_interval: Duration::from_secs(1),
+            commit_interval: Duration::from_secs(1),
+            file_period: omnimeter_config::OutputConfig::default().file_period,
+            file_rows: omnimeter_config::DEFAULT_FILE_ROWS,
+            on_data_loss: OnDataLoss::Stop,
             engine,
             until_end: false,
             metrics: Arc::clone(&metrics),
@@ -178,18 +187,21 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
         workers.push(std::thread::spawn(move || omnimeter_kafka::run(&opts, &stop, status)));
     }
 
-    // Traffic: many customers over a week of event time, streamed at --rate.
+    // Traffic: many customers over a day of event time, streamed at --rate: 20 s
+    // of demo are about 7 hours of event time, so files stay few (one per table,
+    // partition and hour; SPEC §4 cuts publish hourly).
     let produced = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let stop_producing = Arc::new(AtomicBool::new(false));
     let producer_thread = {
         let (brokers, produced, stop_producing) = (brokers.clone(), Arc::clone(&produced), Arc::clone(&stop_producing));
         let (rate, seed) = (args.rate, args.seed);
-        std::thread::spawn(move || -> Result<u64> {
+        let statuses = statuses.clone();
+        std::thread::spawn(move || -> Result<(u64, BTreeMap<i32, i64>)> {
             let producer = EventProducer::new(&brokers, TOPIC, &[]).context("starting the producer")?;
             let mut generator = Generator::new(GenConfig {
                 seed,
-                customers: 20_000,
-                days: 7,
+                customers: 300_000,
+                days: 1,
                 bad_rate: 0.002,
                 duplicate_rate: 0.01,
                 ..GenConfig::default()
@@ -204,9 +216,19 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
                 n += 1;
                 produced.store(n, Ordering::Relaxed);
                 pacer.wait(n);
+                // Never further ahead of the workers than the cluster keeps (see MAX_AHEAD).
+                while n % 1_000 == 0
+                    && n.saturating_sub(read_positions(&statuses)) > MAX_AHEAD
+                    && !stop_producing.load(Ordering::Relaxed)
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
             }
             producer.flush(Duration::from_secs(30)).context("flushing the producer")?;
-            Ok(n)
+            if producer.failed() > 0 {
+                bail!("{} events were not delivered to the cluster", producer.failed());
+            }
+            Ok((n, producer.delivered_ends()))
         })
     };
 
@@ -239,9 +261,10 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
             _ => Err(anyhow!("a worker stopped early")),
         };
     }
-    let sent = producer_thread.join().map_err(|_| anyhow!("producer thread panicked"))??;
+    let (sent, ends) = producer_thread.join().map_err(|_| anyhow!("producer thread panicked"))??;
     eprintln!("omnimeter demo: {} events sent; workers catch up, close journeys and write everything", thousands(sent));
-    finish.store(true, Ordering::Relaxed);
+    let end_total: i64 = ends.values().sum();
+    *finish.lock().unwrap_or_else(|e| e.into_inner()) = Some(ends.clone());
     let deadline = Instant::now() + Duration::from_secs(120);
     while workers.iter().any(|w| !w.is_finished()) {
         if Instant::now() > deadline {
@@ -253,12 +276,24 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
         }
     }
     let mut processed = omnimeter_engine::Stats::default();
+    let mut all_reached_end = true;
     for w in workers {
         let report = w.join().map_err(|_| anyhow!("worker thread panicked"))?.context("worker")?;
+        all_reached_end &= report.reached_end;
         processed.add(&report.stats);
     }
     stop.store(true, Ordering::Relaxed);
     drop(mock);
+    // Every offset the producer got acknowledged was read: the workers stop only at
+    // those ends, and a deleted offset stops them with an error (on_data_loss = stop).
+    if !all_reached_end || end_total as u64 != sent {
+        bail!(
+            "NOT EVERY EVENT WAS READ: {} sent, {} acknowledged, workers {} the end; the tables are incomplete",
+            thousands(sent),
+            thousands(end_total.max(0) as u64),
+            if all_reached_end { "reached" } else { "did not reach" }
+        );
+    }
 
     let report = omnimeter_report::Report::from_dir(&args.dir).context("reading the demo output")?;
     let html_path = args.dir.join("report.html");
@@ -267,8 +302,9 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     let h = report.headline();
     let pct = |x: Option<f64>| x.map_or("–".to_owned(), |v| format!("{:.1}%", v * 100.0));
     println!(
-        "omnimeter demo: {} events → {} journeys, conversion {}, first-contact resolution {}, {} rejected, {} duplicates",
-        thousands(processed.inputs),
+        "omnimeter demo: {} events sent = {} read → {} journeys, conversion {}, first-contact resolution {}, {} rejected, {} duplicates",
+        thousands(sent),
+        thousands(end_total as u64),
         thousands(h.journeys),
         pct(h.conversion_rate),
         pct(h.fcr_rate),
@@ -285,6 +321,19 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     Ok(())
 }
 
+/// Events read so far: per partition the furthest position any worker reached
+/// (positions only grow, and a replay after a rebalance does not count twice).
+fn read_positions(statuses: &[Arc<Mutex<WorkerStatus>>]) -> u64 {
+    let mut furthest: BTreeMap<i32, i64> = BTreeMap::new();
+    for s in statuses {
+        for (&p, st) in &snapshot(s).partitions {
+            let f = furthest.entry(p).or_insert(0);
+            *f = (*f).max(st.position);
+        }
+    }
+    furthest.values().sum::<i64>().max(0) as u64
+}
+
 /// One progress line: events/s, lag, journeys closed, top friction point.
 fn progress(
     started: Instant,
@@ -293,13 +342,11 @@ fn progress(
     statuses: &[Arc<Mutex<WorkerStatus>>],
     metrics: &Metrics,
 ) -> (Instant, u64) {
-    let (mut consumed, mut lag, mut closed) = (0u64, 0i64, 0u64);
-    for s in statuses {
-        let st = snapshot(s);
-        consumed += st.stats.inputs;
-        closed += st.stats.journeys_closed_total();
-        lag += st.lag();
-    }
+    let closed: u64 = statuses.iter().map(|s| snapshot(s).stats.journeys_closed_total()).sum();
+    // Read and lag as the demo knows them exactly: positions (a partition replayed
+    // after a rebalance is not read twice), and sent minus read.
+    let consumed = read_positions(statuses);
+    let lag = produced.load(Ordering::Relaxed).saturating_sub(consumed) as i64;
     let rate = consumed.saturating_sub(consumed_before) as f64 / since.elapsed().as_secs_f64().max(1e-3);
     let friction = metrics
         .top_friction()

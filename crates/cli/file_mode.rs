@@ -12,7 +12,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use omnimeter_engine::{EngineConfig, PartitionEngine, RejectReason, Rows, Stats, TABLES};
+use omnimeter_engine::{CutRule, DurationMs, EngineConfig, PartitionEngine, RejectReason, Rows, Stats, TABLES};
 use omnimeter_http::{BackgroundServer, Probe};
 use omnimeter_metrics::{Metrics, MetricsSettings, PartitionHealth};
 use omnimeter_parquet::ParquetSink;
@@ -59,11 +59,19 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
         }
         None => None,
     };
+    let defaults = omnimeter_config::OutputConfig::default();
+    let cuts = Cuts {
+        period: args.file_period.unwrap_or(defaults.file_period),
+        rows: args.file_rows.map_or(defaults.file_rows, |n| n as usize),
+    };
+    if cuts.period.0 <= 0 {
+        bail!("--file-period {}: expected a duration above zero, like 1h", cuts.period);
+    }
     let summary = process(
         LineBlocks::spawn(reader).context("starting the input reader")?,
         sink,
         cfg,
-        args.flush_lines,
+        cuts,
         served.as_ref().map(|s| &*s.0),
     )
     .with_context(|| format!("processing {}", input.display()))?;
@@ -136,11 +144,18 @@ fn peak_rss_bytes() -> Option<u64> {
     kb.parse::<u64>().ok().map(|kb| kb * 1024)
 }
 
+/// The cut settings of SPEC §4: `file_period` and `file_rows`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cuts {
+    pub(crate) period: DurationMs,
+    pub(crate) rows: usize,
+}
+
 pub(crate) fn process(
     input: LineBlocks,
     sink: ParquetSink,
     cfg: EngineConfig,
-    flush_lines: u64,
+    cuts: Cuts,
     metrics: Option<&Metrics>,
 ) -> Result<Summary> {
     let started = Instant::now();
@@ -161,7 +176,7 @@ pub(crate) fn process(
             queues.push(queue);
             threads.push(scope.spawn(move || write_loop(batches, sink, metrics)));
         }
-        let mut summary = fold_input(input, Writers(queues), cfg, flush_lines, metrics, started);
+        let mut summary = fold_input(input, Writers(queues), cfg, cuts, metrics, started);
         for writer in threads {
             let written = writer.join().map_err(|_| anyhow::anyhow!("a Parquet writer thread panicked"))?;
             // A writer's own error explains an engine-side "writer stopped" better.
@@ -179,7 +194,7 @@ pub(crate) fn process(
     })
 }
 
-/// Rows of one flush and the offset of their first line.
+/// Rows of one batch and the offset of its first line.
 type Batch = (Rows, i64);
 
 /// The writer threads' queues: journeys of even hours, of odd hours, the other tables;
@@ -191,12 +206,15 @@ fn fold_input(
     input: LineBlocks,
     writers: Writers,
     cfg: EngineConfig,
-    flush_lines: u64,
+    cuts: Cuts,
     metrics: Option<&Metrics>,
     started: Instant,
 ) -> Result<Summary> {
     let mut engine = PartitionEngine::new(cfg, 0);
+    let mut cut_rule = CutRule::new(cuts.period, cuts.rows, &engine);
     let (mut offset, mut blank, mut batch_first) = (0i64, 0u64, 0i64);
+    // Closed journeys already counted in metrics (they wait in the engine until a cut).
+    let mut journeys_counted = 0usize;
     let mut summary =
         Summary { lines: 0, blank: 0, stats: Stats::default(), rows: [0; 8], files: 0, elapsed: Duration::ZERO };
     let mut last_progress = Instant::now();
@@ -206,7 +224,7 @@ fn fold_input(
             Next::Block(b) => b,
             Next::Idle => {
                 if let Some(m) = metrics {
-                    observe(m, &mut engine);
+                    observe(m, &mut engine, &mut journeys_counted);
                     last_metrics = Instant::now();
                 }
                 continue;
@@ -218,35 +236,35 @@ fn fold_input(
                 None => blank += 1,
                 Some(decoded) => {
                     engine.push_decoded(raw, decoded, offset);
+                    if cut_rule.after_push(&engine).is_some() {
+                        flush(&mut engine, &writers, batch_first, metrics, &mut journeys_counted)?;
+                        batch_first = offset + 1;
+                    }
                 }
             }
             offset += 1;
-            if offset - batch_first >= flush_lines as i64 {
-                flush(&mut engine, &writers, batch_first, metrics)?;
-                batch_first = offset;
-                if last_progress.elapsed() >= Duration::from_secs(5) {
-                    last_progress = Instant::now();
-                    let rate = engine.stats().inputs as f64 / started.elapsed().as_secs_f64();
-                    eprintln!(
-                        "omnimeter: {offset} lines, {rate:.0} events/s, {} journeys closed, {} open",
-                        engine.stats().journeys_closed_total(),
-                        engine.open_journeys()
-                    );
-                }
-            }
         }
         input.give_back(block);
+        if last_progress.elapsed() >= Duration::from_secs(5) {
+            last_progress = Instant::now();
+            let rate = engine.stats().inputs as f64 / started.elapsed().as_secs_f64();
+            eprintln!(
+                "omnimeter: {offset} lines, {rate:.0} events/s, {} journeys closed, {} open",
+                engine.stats().journeys_closed_total(),
+                engine.open_journeys()
+            );
+        }
         if let Some(m) = metrics
             && last_metrics.elapsed() >= METRICS_EVERY
         {
-            observe(m, &mut engine);
+            observe(m, &mut engine, &mut journeys_counted);
             last_metrics = Instant::now();
         }
     }
     engine.finish();
-    flush(&mut engine, &writers, batch_first, metrics)?;
+    flush(&mut engine, &writers, batch_first, metrics, &mut journeys_counted)?;
     if let Some(m) = metrics {
-        observe(m, &mut engine);
+        observe(m, &mut engine, &mut journeys_counted);
         m.finish_windows();
     }
     summary.lines = offset as u64;
@@ -255,9 +273,13 @@ fn fold_input(
     Ok(summary)
 }
 
-/// Live counts and gauges read off the engine: the input is partition 0, without a topic or commits.
-fn observe(m: &Metrics, engine: &mut PartitionEngine) {
+/// Live counts and gauges read off the engine: the input is partition 0, without a
+/// topic or commits. Journeys closed since the last look count now, not at the next cut.
+fn observe(m: &Metrics, engine: &mut PartitionEngine, journeys_counted: &mut usize) {
     m.record_tally(&engine.take_tally());
+    let closed = engine.ready_journeys();
+    m.record_journeys(&closed[*journeys_counted..]);
+    *journeys_counted = closed.len();
     let health = PartitionHealth {
         partition: 0,
         lag: None,
@@ -270,12 +292,20 @@ fn observe(m: &Metrics, engine: &mut PartitionEngine) {
     m.advance_windows(engine.watermark());
 }
 
-fn flush(engine: &mut PartitionEngine, writers: &Writers, first_offset: i64, metrics: Option<&Metrics>) -> Result<()> {
-    let mut rows = engine.take_rows();
+/// Hands the batch that ends here to the writers.
+fn flush(
+    engine: &mut PartitionEngine,
+    writers: &Writers,
+    first_offset: i64,
+    metrics: Option<&Metrics>,
+    journeys_counted: &mut usize,
+) -> Result<()> {
     if let Some(m) = metrics {
         m.record_tally(&engine.take_tally());
-        m.record_journeys(&rows.journeys);
+        m.record_journeys(&engine.ready_journeys()[*journeys_counted..]);
     }
+    *journeys_counted = 0;
+    let mut rows = engine.take_rows();
     if rows.is_empty() {
         return Ok(());
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use omnimeter_config::Config;
 use omnimeter_http::Probe;
-use omnimeter_kafka::{WorkerOptions, WorkerStatus};
+use omnimeter_kafka::{OnDataLoss, WorkerOptions, WorkerStatus};
 use omnimeter_metrics::{Metrics, MetricsSettings};
 
 use crate::Failure;
@@ -36,6 +36,12 @@ pub(crate) fn options(args: &RunArgs) -> Result<(Config, WorkerOptions), Failure
     if let Some(a) = &args.metrics_addr {
         cfg.metrics.addr = a.clone();
     }
+    if let Some(p) = args.file_period {
+        cfg.output.file_period = p;
+    }
+    if let Some(n) = args.file_rows {
+        cfg.output.file_rows = n as usize;
+    }
     args.engine.apply_to_section(&mut cfg.engine);
     cfg.validate().map_err(|e| Failure::Usage(anyhow!(e)))?;
     let [topic] = cfg.kafka.topics.as_slice() else {
@@ -62,7 +68,13 @@ pub(crate) fn options(args: &RunArgs) -> Result<(Config, WorkerOptions), Failure
         drain_timeout: std_duration(cfg.kafka.drain_timeout),
         fetch_max_wait: std_duration(cfg.kafka.fetch_max_wait),
         output,
-        flush_interval: std_duration(cfg.output.flush_interval),
+        commit_interval: std_duration(cfg.kafka.commit_interval),
+        file_period: cfg.output.file_period,
+        file_rows: cfg.output.file_rows,
+        on_data_loss: match cfg.kafka.on_data_loss {
+            omnimeter_config::DataLossPolicy::Stop => OnDataLoss::Stop,
+            omnimeter_config::DataLossPolicy::Skip => OnDataLoss::Skip,
+        },
         engine,
         until_end: args.until_end,
         metrics,
@@ -125,8 +137,11 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), Failure> {
         };
         worker.await
     });
-    let report =
-        report.context("worker thread").map_err(Failure::Runtime)?.context("worker").map_err(Failure::Runtime)?;
+    let report = match report.context("worker thread").map_err(Failure::Runtime)? {
+        Ok(r) => r,
+        Err(e) if e.is_data_loss() => return Err(Failure::DataLoss(anyhow!(e))),
+        Err(e) => return Err(Failure::Runtime(anyhow!(e).context("worker"))),
+    };
     let s = &report.stats;
     println!(
         "omnimeter: {} events, {} processed, rejected {}, late {}, duplicates {}, journeys {}, {:.1}s{}",
@@ -179,7 +194,8 @@ impl Probe for WorkerProbe {
             });
         }
         let lag = st.lag();
-        Ok(format!("{} partitions of {}, lag {lag}", st.partitions.len(), st.topic))
+        let lost = st.lost_summary().map_or(String::new(), |l| format!("; {l}"));
+        Ok(format!("{} partitions of {}, lag {lag}{lost}", st.partitions.len(), st.topic))
     }
 }
 

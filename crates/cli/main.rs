@@ -1,6 +1,6 @@
 //! `omnimeter`: the command line over the engine and its adapters. It parses
 //! arguments, picks the mode, and turns every failure into one line on stderr
-//! and an exit code (2 for bad usage, input or output).
+//! and an exit code (2 for bad usage, input or output, 3 for lost offsets).
 
 mod args;
 mod demo;
@@ -55,12 +55,18 @@ fn main() -> ExitCode {
             eprintln!("omnimeter: {e:#}");
             ExitCode::from(1)
         }
+        Err(Failure::DataLoss(e)) => {
+            eprintln!("omnimeter: {e:#}");
+            ExitCode::from(3)
+        }
     }
 }
 
-/// How a command failed: bad configuration, input or output (exit 2), or a fault
-/// while running, such as a broker or disk failure that did not heal (exit 1).
+/// How a command failed: bad configuration, input or output (exit 2), a fault
+/// while running, such as a broker or disk failure that did not heal (exit 1), or
+/// offsets the broker deleted before they were read (exit 3, SPEC §4).
 pub(crate) enum Failure {
     Usage(anyhow::Error),
     Runtime(anyhow::Error),
+    DataLoss(anyhow::Error),
 }

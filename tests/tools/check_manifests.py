@@ -50,7 +50,7 @@ need(c["livenessProbe"]["httpGet"]["path"] == "/healthz", "liveness on /healthz"
 need(c["readinessProbe"]["httpGet"]["path"] == "/readyz", "readiness on /readyz")
 mounts = {m["mountPath"] for m in c["volumeMounts"]}
 out = cfg["output"]
-need(set(out) <= {"url", "flush_interval", "s3"}, "output keys are omnimeter's")
+need(set(out) <= {"url", "file_period", "file_rows", "s3"}, "output keys are omnimeter's")
 need(out["url"].startswith("s3://") and len(out["url"]) > len("s3://"), "output goes to a bucket by default")
 need(set(out.get("s3", {})) <= {"endpoint", "region", "access_key_id", "allow_http"}, "no secret in the ConfigMap")
 secret = docs["Secret"]

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
 pub use error::ConfigError;
-pub use output::{OutputConfig, OutputLocation, S3Config, Secret};
+pub use output::{DEFAULT_FILE_ROWS, OutputConfig, OutputLocation, S3Config, Secret};
 
 /// Every setting of a worker. Each section may be left out of the file.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -49,8 +49,24 @@ pub struct KafkaConfig {
     /// Longest a fetch waits for data (librdkafka's `fetch.wait.max.ms`).
     #[serde(with = "duration")]
     pub fetch_max_wait: DurationMs,
+    /// How often positions are committed (progress, lag) and live metrics updated.
+    #[serde(with = "duration")]
+    pub commit_interval: DurationMs,
+    /// `"stop"` or `"skip"`: what to do when the broker no longer has offsets a worker needs.
+    pub on_data_loss: DataLossPolicy,
     /// librdkafka properties passed through verbatim (`security.protocol`, `sasl.*`, `ssl.*`).
     pub properties: BTreeMap<String, String>,
+}
+
+/// `kafka.on_data_loss` (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", expecting = "\"stop\" or \"skip\"")]
+pub enum DataLossPolicy {
+    /// Exit 3 naming topic, partition and the missing range.
+    #[default]
+    Stop,
+    /// Go on; log the range, count it in `lost_offsets_total`, write it to `gaps`.
+    Skip,
 }
 
 impl Default for KafkaConfig {
@@ -63,6 +79,8 @@ impl Default for KafkaConfig {
             session_timeout: DurationMs(45_000),
             drain_timeout: DurationMs(10_000),
             fetch_max_wait: DurationMs(100),
+            commit_interval: DurationMs(5_000),
+            on_data_loss: DataLossPolicy::Stop,
             properties: BTreeMap::new(),
         }
     }
@@ -163,8 +181,9 @@ const RESERVED_PROPERTIES: &[(&str, &str)] = &[
     ("group.id", "set kafka.group instead"),
     ("session.timeout.ms", "set kafka.session_timeout instead"),
     ("fetch.wait.max.ms", "set kafka.fetch_max_wait instead"),
-    ("enable.auto.commit", "offsets are committed only after the files and checkpoints covering them are durable"),
-    ("enable.auto.offset.store", "offsets are stored only after the files and checkpoints covering them are durable"),
+    ("enable.auto.commit", "omnimeter commits positions itself, every kafka.commit_interval"),
+    ("enable.auto.offset.store", "omnimeter commits positions itself, every kafka.commit_interval"),
+    ("auto.offset.reset", "offsets the broker deleted are never skipped silently: set kafka.on_data_loss instead"),
 ];
 
 /// Longest Kafka topic name.
@@ -228,7 +247,11 @@ impl Config {
             }
         }
         for (key, d) in
-            [("kafka.session_timeout", k.session_timeout), ("output.flush_interval", self.output.flush_interval)]
+            [
+                ("kafka.session_timeout", k.session_timeout),
+                ("kafka.commit_interval", k.commit_interval),
+                ("output.file_period", self.output.file_period),
+            ]
         {
             if d.0 <= 0 {
                 return Err(value(key, &d.to_string(), "a duration above zero, like 5s"));

@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::ConfigError;
 use crate::{duration, value};
 
+/// Rows a partition gathers at most before it cuts a batch (`output.file_rows`):
+/// about 25 MiB of rows in memory per partition, and files of a few MiB.
+pub const DEFAULT_FILE_ROWS: usize = 100_000;
+
 /// Where and how often results are written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default, expecting = "an [output] table")]
@@ -18,16 +22,24 @@ pub struct OutputConfig {
     /// Root of the Parquet tables and checkpoints: a directory path,
     /// `file:///absolute/path` or `s3://bucket/prefix`. Older files call it `dir`.
     pub url: String,
-    /// How often each partition writes Parquet, checkpoints and commits.
+    /// Event time per published batch: a partition cuts its output when its
+    /// watermark enters a new multiple of this (SPEC §4).
     #[serde(with = "duration")]
-    pub flush_interval: DurationMs,
+    pub file_period: DurationMs,
+    /// Rows waiting in a partition that force a cut before the period ends: bounds memory.
+    pub file_rows: usize,
     /// How to reach the bucket of an `s3://` URL.
     pub s3: S3Config,
 }
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        OutputConfig { url: "./omnimeter-out".to_owned(), flush_interval: DurationMs(5_000), s3: S3Config::default() }
+        OutputConfig {
+            url: "./omnimeter-out".to_owned(),
+            file_period: DurationMs(3_600_000),
+            file_rows: DEFAULT_FILE_ROWS,
+            s3: S3Config::default(),
+        }
     }
 }
 
@@ -159,6 +171,13 @@ impl OutputConfig {
 
     /// Checks the URL, and for a bucket the `[output.s3]` keys.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=100_000_000).contains(&self.file_rows) {
+            return Err(value(
+                "output.file_rows",
+                &self.file_rows.to_string(),
+                "rows per partition before a cut, from 1 to 100000000, like 100000",
+            ));
+        }
         if let OutputLocation::S3 { .. } = self.location()? {
             self.s3.validate()?;
         }

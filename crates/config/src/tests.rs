@@ -43,7 +43,10 @@ fn defaults_are_the_documented_values_and_valid() {
     assert!(c.kafka.properties.is_empty());
     assert_eq!(c.output.url, "./omnimeter-out");
     assert_eq!(c.output.location().expect("valid"), OutputLocation::Local("./omnimeter-out".into()));
-    assert_eq!(c.output.flush_interval, DurationMs(5_000));
+    assert_eq!(c.kafka.commit_interval, DurationMs(5_000));
+    assert_eq!(c.output.file_period, DurationMs(3_600_000));
+    assert_eq!(c.output.file_rows, 100_000);
+    assert_eq!(c.kafka.on_data_loss, crate::DataLossPolicy::Stop);
     assert_eq!(c.output.s3, S3Config::default());
     assert!(!c.output.s3.allow_http);
     assert_eq!(c.engine(), EngineConfig::default());
@@ -282,10 +285,13 @@ fn other_values_are_checked() {
     assert!(file_err("[kafka]\ngroup = \" \"\n").starts_with("kafka.group = \"\": expected a consumer group id"));
     assert!(file_err("[output]\ndir = \"\"\n").starts_with("output.url = \"\": expected a directory path"));
     assert!(
-        file_err("[output]\nflush_interval = \"0s\"\n")
-            .starts_with("output.flush_interval = 0ms: expected a duration above zero")
+        file_err("[kafka]\ncommit_interval = \"0s\"\n")
+            .starts_with("kafka.commit_interval = 0ms: expected a duration above zero")
     );
     assert_eq!(file_err("[engine]\nwindow = \"0s\"\n"), "engine.window = 0ms: expected a duration above zero, like 1m");
+    assert!(file_err("[output]\nfile_rows = 0\n").starts_with("output.file_rows = 0: expected rows per partition"));
+    let e = file_err("[kafka]\non_data_loss = \"ignore\"\n");
+    assert!(e.contains("kafka.on_data_loss") && e.contains("stop") && e.contains("skip"), "{e}");
 }
 
 #[test]
@@ -325,9 +331,11 @@ sasl.username = "me"
 fn properties_that_omnimeter_sets_itself_are_refused() {
     let e = file_err("[kafka.properties]\n\"enable.auto.commit\" = \"true\"\n");
     assert!(
-        e.starts_with("kafka.properties.\"enable.auto.commit\" is set by omnimeter: offsets are committed only after"),
+        e.starts_with("kafka.properties.\"enable.auto.commit\" is set by omnimeter: omnimeter commits positions itself"),
         "{e}"
     );
+    let e = file_err("[kafka.properties]\n\"auto.offset.reset\" = \"earliest\"\n");
+    assert!(e.ends_with("set kafka.on_data_loss instead"), "{e}");
     let e = file_err("[kafka.properties]\ngroup.id = \"x\"\n");
     assert_eq!(e, "kafka.properties.\"group.id\" is set by omnimeter: set kafka.group instead");
     let e = file_err("[kafka.properties]\n\"sasl.mechanism\" = \"A\"\nsasl.mechanism = \"B\"\n");

@@ -292,6 +292,8 @@ pub struct PartitionEngine {
     ready: Rows,
     stats: Stats,
     live: LiveCounts,
+    /// Raw bytes of the `rejected` rows in `ready`: they bound a batch as rows do.
+    ready_raw_bytes: usize,
 }
 
 impl PartitionEngine {
@@ -310,6 +312,7 @@ impl PartitionEngine {
             ready: Rows::default(),
             stats: Stats::default(),
             live: LiveCounts::default(),
+            ready_raw_bytes: 0,
         }
     }
 
@@ -375,6 +378,7 @@ impl PartitionEngine {
 
     fn reject(&mut self, raw: &[u8], offset: i64, reason: RejectReason, placed_ts: i64) -> RejectReason {
         self.stats.rejected[reason.index()] += 1;
+        self.ready_raw_bytes += raw.len();
         self.live.rejected[reason.index()] += 1;
         self.ready.rejected.push(RejectedRow {
             partition: self.partition,
@@ -539,9 +543,27 @@ impl PartitionEngine {
 
     /// Hands out every row finalized so far. Journey-derived aggregates are
     /// included; later contributions to the same window come as further rows.
+    ///
+    /// When it is called shapes the rows (a window's journey-derived rows come in one
+    /// piece per call), so adapters that promise deterministic files call it only at
+    /// cuts decided by the data ([`crate::CutRule`]).
     pub fn take_rows(&mut self) -> Rows {
         self.windows.drain_journey_tables(&self.names, self.partition, &mut self.ready);
+        self.ready_raw_bytes = 0;
         std::mem::take(&mut self.ready)
+    }
+
+    /// How many rows [`take_rows`](Self::take_rows) would hand out now, and the raw
+    /// bytes of its `rejected` rows. Cheap: a few lengths.
+    pub fn pending_rows(&self) -> (usize, usize) {
+        let ready = self.ready.counts().iter().sum::<usize>();
+        (ready + self.windows.pending_journey_rows(), self.ready_raw_bytes)
+    }
+
+    /// The journeys closed since the last [`take_rows`](Self::take_rows), in close
+    /// order: metrics can follow closes without taking (and so reshaping) the rows.
+    pub fn ready_journeys(&self) -> &[JourneyRow] {
+        &self.ready.journeys
     }
 
     /// Live counts since the last call, for metrics (not part of checkpoints).

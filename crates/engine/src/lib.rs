@@ -3,6 +3,7 @@
 //! the Kafka worker) own those, which keeps every rule here unit-testable and fast.
 
 mod counts;
+mod cuts;
 pub mod decode;
 mod engine;
 pub mod event;
@@ -15,6 +16,7 @@ mod tally;
 pub mod time;
 mod windows;
 
+pub use cuts::{CutReason, CutRule, MAX_PENDING_REJECTED_BYTES};
 pub use decode::{MAX_PAYLOAD_BYTES, decode, decode_str};
 pub use engine::{CheckpointError, ConfigError, EngineConfig, PartitionEngine};
 pub use event::{Event, EventType};

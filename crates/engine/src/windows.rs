@@ -143,6 +143,11 @@ impl WindowAggregates {
         }
     }
 
+    /// Journey-derived rows a drain would hand out now (one per map entry).
+    pub(crate) fn pending_journey_rows(&self) -> usize {
+        self.journey_windows.len() + self.paths.len() + self.friction.len() + self.attribution.len()
+    }
+
     /// Adds a closed journey to the journey-derived tables of its `end_ts` window.
     pub(crate) fn add_journey(&mut self, j: &ClosedJourney, path: &str) {
         let w = window_start(j.end_ts, self.window_ms);

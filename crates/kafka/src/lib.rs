@@ -1,7 +1,7 @@
 //! The Kafka edge of omnimeter: a consumer-group worker that runs one engine per
-//! assigned partition, writes its rows as offset-named Parquet files, checkpoints
-//! the partition's state next to the output, and commits offsets only after both
-//! are durable — so a crash or a rebalance at any moment loses and doubles nothing.
+//! assigned partition, cuts its rows into offset-named Parquet files where the data
+//! says, and checkpoints the partition's state at each cut next to the output — so a
+//! crash, a rebalance or a stale worker at any moment loses and doubles nothing.
 
 mod checkpoint_store;
 mod dead_letter;
@@ -12,5 +12,5 @@ mod worker;
 
 pub use checkpoint_store::{Checkpoint, CheckpointStore};
 pub use producer::{EventProducer, ensure_topic};
-pub use status::{PartitionStatus, WorkerStatus};
-pub use worker::{Error, Result, WorkerOptions, WorkerReport, run};
+pub use status::{LostRange, PartitionStatus, WorkerStatus};
+pub use worker::{Error, FinishAt, OnDataLoss, Result, WorkerOptions, WorkerReport, run};

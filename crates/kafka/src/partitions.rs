@@ -1,32 +1,44 @@
-//! The partitions a worker holds: one engine each, the batch of offsets not yet
-//! written, and the write → checkpoint → commit sequence that makes a batch
+//! The partitions a worker holds: one engine each, cut into batches where the
+//! data says (SPEC §4), and the write → checkpoint sequence that makes a cut
 //! durable. Shared between the poll loop and the rebalance callback, which
 //! librdkafka runs on the polling thread while the loop holds no lock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use omnimeter_engine::{EngineConfig, PartitionEngine, Rows, Stats};
+use omnimeter_engine::{CutRule, DurationMs, EngineConfig, PartitionEngine, Rows, Stats};
 use omnimeter_metrics::Metrics;
-use omnimeter_parquet::ParquetSink;
+use omnimeter_parquet::{GapRow, ParquetSink};
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::checkpoint_store::{Checkpoint, CheckpointStore};
 use crate::dead_letter::DeadLetters;
-use crate::status::{PartitionStatus, WorkerStatus};
-use crate::worker::{Error, Result, WorkerOptions, one_line};
+use crate::status::{LostRange, PartitionStatus, WorkerStatus};
+use crate::worker::{Error, OnDataLoss, Result, WorkerOptions, one_line};
+
+/// A batch cut from a partition, kept until its files and checkpoint are durable.
+struct Cut {
+    /// The batch covers offsets `start..checkpoint.next_offset`.
+    start: i64,
+    rows: Rows,
+    /// The state at the cut: saved once the rows are published.
+    checkpoint: Checkpoint,
+}
 
 /// One assigned partition.
 struct Held {
     engine: PartitionEngine,
+    cut_rule: CutRule,
     /// Next offset to consume; `None` before the first message of a partition without checkpoint.
     next_offset: Option<i64>,
-    /// First offset of the batch not yet written; `None` when everything consumed is durable.
-    batch_first: Option<i64>,
-    /// Rows taken from the engine whose write failed: retried before anything is committed.
-    unwritten: Rows,
+    /// Where the batch being gathered starts: the last cut's offset.
+    batch_start: Option<i64>,
+    /// Cuts taken whose files or checkpoint are not durable yet, oldest first.
+    unpublished: VecDeque<Cut>,
+    /// Closed journeys waiting in the engine that metrics have counted already.
+    journeys_counted: usize,
     committed: i64,
     /// A batch boundary at or before `next_offset` to seek to on resume (see [`Checkpoint::resume_offset`]).
     resume_offset: Option<i64>,
@@ -36,13 +48,37 @@ struct Held {
     /// The engine's counters as restored: they include earlier owners' work, which
     /// this worker's reports leave out.
     baseline: Stats,
-    /// No checkpoint existed: files of a crashed earlier attempt may exist from the first offset on.
-    clean_from_first_message: bool,
+    /// No checkpoint existed: the first message read gets one (an empty engine), so
+    /// that a restart knows which offsets it needs.
+    fresh: bool,
+}
+
+impl Held {
+    fn new(engine: PartitionEngine, cut_rule: CutRule) -> Self {
+        Held {
+            baseline: engine.stats().clone(),
+            engine,
+            cut_rule,
+            next_offset: None,
+            batch_start: None,
+            unpublished: VecDeque::new(),
+            journeys_counted: 0,
+            committed: -1,
+            resume_offset: None,
+            eof: false,
+            closed: false,
+            checkpointed_at: None,
+            fresh: false,
+        }
+    }
 }
 
 pub(crate) struct PartitionSet {
     topic: String,
     engine_cfg: EngineConfig,
+    file_period: DurationMs,
+    file_rows: usize,
+    on_data_loss: OnDataLoss,
     sink: ParquetSink,
     store: CheckpointStore,
     dead_letters: Option<DeadLetters>,
@@ -53,7 +89,7 @@ pub(crate) struct PartitionSet {
     /// An error raised inside a rebalance callback, for the poll loop to act on.
     pub(crate) fatal: Option<Error>,
     pub(crate) status: Arc<Mutex<WorkerStatus>>,
-    /// The last flush failed: fetching is paused (partitions assigned meanwhile too).
+    /// The last publish failed: fetching is paused (partitions assigned meanwhile too).
     pub(crate) output_failing: bool,
     metrics: Arc<Metrics>,
     drain_timeout: Duration,
@@ -76,6 +112,9 @@ impl PartitionSet {
         PartitionSet {
             topic: opts.topic.clone(),
             engine_cfg: opts.engine,
+            file_period: opts.file_period,
+            file_rows: opts.file_rows,
+            on_data_loss: opts.on_data_loss,
             sink,
             store,
             dead_letters,
@@ -90,53 +129,43 @@ impl PartitionSet {
         }
     }
 
-    /// Takes over a partition: restores its checkpoint (dropping output of
-    /// batches that were written but never checkpointed) and says where to resume.
+    fn cut_settings(&self) -> (i64, u64) {
+        (self.file_period.0, self.file_rows as u64)
+    }
+
+    /// Takes over a partition: restores its newest checkpoint and says where to resume.
     pub(crate) fn assign(&mut self, partition: i32) -> Result<Offset> {
         let (held, offset) = match self.store.load(partition).map_err(Error::Checkpoint)? {
             Some(cp) => {
                 let engine = PartitionEngine::restore(self.engine_cfg, partition, &cp.engine)
                     .map_err(|e| Error::Restore { partition, source: e })?;
-                let removed = self.sink.remove_from(partition, cp.next_offset, cp.closed)?;
+                // Batches past the checkpoint are rewritten identically by the replay,
+                // unless the cut settings changed: then they would overlap the new cuts.
+                let recut = cp.cut_settings != Some(self.cut_settings());
+                let removed = self.sink.remove_from(partition, cp.next_offset, cp.closed, recut)?;
                 tracing::info!(
                     partition,
                     next_offset = cp.next_offset,
                     resume_offset = cp.resume_offset,
                     open_journeys = engine.open_journeys(),
-                    removed_uncommitted_files = removed,
+                    removed_files = removed,
                     "resuming partition from checkpoint"
                 );
-                let baseline = engine.stats().clone();
-                let held = Held {
-                    engine,
-                    next_offset: Some(cp.next_offset),
-                    batch_first: None,
-                    unwritten: Rows::default(),
-                    committed: cp.next_offset,
-                    resume_offset: Some(cp.resume_offset),
-                    eof: false,
-                    closed: cp.closed,
-                    checkpointed_at: None,
-                    baseline,
-                    clean_from_first_message: false,
-                };
+                let cut_rule = CutRule::new(self.file_period, self.file_rows, &engine);
+                let mut held = Held::new(engine, cut_rule);
+                held.next_offset = Some(cp.next_offset);
+                held.batch_start = Some(cp.next_offset);
+                held.committed = cp.next_offset;
+                held.resume_offset = Some(cp.resume_offset);
+                held.closed = cp.closed;
                 (held, Offset::Offset(cp.resume_offset))
             }
             None => {
-                tracing::info!(partition, "no checkpoint: starting partition from the beginning");
-                let held = Held {
-                    engine: PartitionEngine::new(self.engine_cfg, partition),
-                    next_offset: None,
-                    batch_first: None,
-                    unwritten: Rows::default(),
-                    committed: -1,
-                    resume_offset: None,
-                    eof: false,
-                    closed: false,
-                    checkpointed_at: None,
-                    baseline: Stats::default(),
-                    clean_from_first_message: true,
-                };
+                tracing::info!(partition, "no checkpoint: starting partition at the start of its log");
+                let engine = PartitionEngine::new(self.engine_cfg, partition);
+                let cut_rule = CutRule::new(self.file_period, self.file_rows, &engine);
+                let mut held = Held::new(engine, cut_rule);
+                held.fresh = true;
                 (held, Offset::Beginning)
             }
         };
@@ -144,13 +173,23 @@ impl PartitionSet {
         Ok(offset)
     }
 
-    /// Makes a partition durable and lets it go (rebalance or shutdown).
-    pub(crate) fn revoke<C: ConsumerContext>(&mut self, partition: i32, consumer: &impl Consumer<C>) {
-        if let Err(e) = self.flush(partition, consumer, CommitMode::Sync, false) {
-            // The next owner replays from the last checkpoint and removes what we wrote since.
-            tracing::error!(partition, error = %one_line(&e), "could not make the partition durable before releasing it");
+    /// Lets a partition go in a rebalance or at shutdown. Cuts already taken are
+    /// published (they are what any owner writes) and the position committed; the
+    /// batch being gathered is not cut early: the next owner replays it from the
+    /// last checkpoint. With `lost` (librdkafka says another worker may own the
+    /// partition already) nothing is written or committed at all.
+    pub(crate) fn revoke<C: ConsumerContext>(&mut self, partition: i32, consumer: &impl Consumer<C>, lost: bool) {
+        if lost {
+            tracing::warn!(
+                partition,
+                "partition lost (this worker was cut off or frozen past its session timeout): dropped without writing; its new owner replays from the last checkpoint"
+            );
+        } else if let Err(e) = self.publish(partition).and_then(|()| self.commit(partition, consumer, CommitMode::Sync))
+        {
+            tracing::warn!(partition, error = %one_line(&e), "could not publish before releasing the partition; its next owner replays from the last checkpoint");
         }
         if let Some(h) = self.held.remove(&partition) {
+            self.count_closed_journeys_of(&h);
             self.released.add(&h.engine.stats().since(&h.baseline));
         }
         lock(&self.status).partitions.remove(&partition);
@@ -160,19 +199,25 @@ impl PartitionSet {
         self.held.keys().copied().collect()
     }
 
-    /// One message from the poll loop.
-    pub(crate) fn push(&mut self, partition: i32, offset: i64, key: Option<&[u8]>, payload: &[u8]) -> Result<()> {
-        let Some(h) = self.held.get_mut(&partition) else { return Ok(()) }; // in flight across a revoke
+    /// One message from the poll loop. Returns whether it completed a cut, which
+    /// the caller then publishes.
+    pub(crate) fn push(&mut self, partition: i32, offset: i64, key: Option<&[u8]>, payload: &[u8]) -> Result<bool> {
+        let settings = self.cut_settings();
+        let Some(h) = self.held.get_mut(&partition) else { return Ok(false) }; // in flight across a revoke
         if h.next_offset.is_some_and(|n| offset < n) {
-            return Ok(()); // already covered by the checkpoint
+            return Ok(false); // already covered by the checkpoint
         }
-        if h.clean_from_first_message {
-            self.sink.remove_from(partition, offset, false)?;
-            h.clean_from_first_message = false;
+        let mut cut = false;
+        if h.fresh {
+            // Files of an attempt that crashed before any checkpoint, if any, start here too.
+            self.sink.remove_from(partition, offset, false, true)?;
+            h.fresh = false;
+            h.batch_start = Some(offset);
+            h.resume_offset = Some(offset);
+            h.next_offset = Some(offset);
+            Self::take_cut(h, &self.metrics, settings, false)?;
+            cut = true;
         }
-        h.batch_first.get_or_insert(offset);
-        // Reading from the beginning, the first message starts a batch.
-        h.resume_offset.get_or_insert(offset);
         if let Some(reason) = h.engine.push(payload, offset)
             && let Some(dl) = &self.dead_letters
         {
@@ -181,7 +226,50 @@ impl PartitionSet {
         h.next_offset = Some(offset + 1);
         h.eof = false;
         h.closed = false;
+        if h.cut_rule.after_push(&h.engine).is_some() {
+            Self::take_cut(h, &self.metrics, settings, false)?;
+            cut = true;
+        }
+        Ok(cut)
+    }
+
+    /// Ends the batch being gathered at `next_offset`: takes its rows and the
+    /// engine's state. With `closing`, every open journey is closed first.
+    fn take_cut(h: &mut Held, metrics: &Metrics, cut_settings: (i64, u64), closing: bool) -> Result<()> {
+        let Some(next) = h.next_offset else { return Ok(()) };
+        let partition = h.engine.partition();
+        if closing {
+            h.engine.finish();
+        }
+        metrics.record_journeys(&h.engine.ready_journeys()[h.journeys_counted..]);
+        h.journeys_counted = 0;
+        let rows = h.engine.take_rows();
+        let engine = h.engine.checkpoint().map_err(|e| Error::Restore { partition, source: e })?;
+        let checkpoint = Checkpoint {
+            next_offset: next,
+            resume_offset: h.resume_offset.unwrap_or(next).min(next),
+            closed: closing,
+            cut_settings: Some(cut_settings),
+            engine,
+        };
+        h.unpublished.push_back(Cut { start: h.batch_start.unwrap_or(next), rows, checkpoint });
+        h.batch_start = Some(next);
         Ok(())
+    }
+
+    /// Metrics of journeys closed since the last look, and the live counts: they
+    /// follow the events without waiting for a cut.
+    pub(crate) fn observe(&mut self) {
+        for h in self.held.values_mut() {
+            let closed = h.engine.ready_journeys();
+            self.metrics.record_journeys(&closed[h.journeys_counted..]);
+            h.journeys_counted = closed.len();
+            self.metrics.record_tally(&h.engine.take_tally());
+        }
+    }
+
+    fn count_closed_journeys_of(&self, h: &Held) {
+        self.metrics.record_journeys(&h.engine.ready_journeys()[h.journeys_counted..]);
     }
 
     pub(crate) fn eof(&mut self, partition: i32) {
@@ -195,22 +283,26 @@ impl PartitionSet {
         }
     }
 
-    /// Every held partition has reached the broker's high watermark.
+    /// Every held partition has reached the broker's high watermark (end-of-partition
+    /// events since the worker started: `--until-end` decides the end at start).
     pub(crate) fn all_caught_up(&self) -> bool {
         self.assigned_once && self.held.values().all(|h| h.eof)
     }
 
-    pub(crate) fn flush_all<C: ConsumerContext>(
-        &mut self,
-        consumer: &impl Consumer<C>,
-        mode: CommitMode,
-        close: bool,
-    ) -> Result<()> {
+    /// Every held partition has been read up to `ends` (exclusive end offsets, as the
+    /// demo's producer reports them once it stopped).
+    pub(crate) fn all_read_to(&self, ends: &BTreeMap<i32, i64>) -> bool {
+        self.assigned_once
+            && self.held.iter().all(|(p, h)| ends.get(p).is_none_or(|&end| h.next_offset.unwrap_or(0) >= end))
+    }
+
+    /// Publishes every held partition's waiting cuts; the first error after trying all.
+    pub(crate) fn publish_all(&mut self) -> Result<()> {
         let mut first_err = None;
         for p in self.held_partitions() {
-            if let Err(e) = self.flush(p, consumer, mode, close) {
+            if let Err(e) = self.publish(p) {
                 // The poll loop reports the failure once; each attempt is counted.
-                tracing::debug!(partition = p, error = %one_line(&e), "flush failed");
+                tracing::debug!(partition = p, error = %one_line(&e), "publishing failed");
                 self.metrics.record_sink_error();
                 lock(&self.status).sink_error = Some(one_line(&e));
                 first_err.get_or_insert(e);
@@ -222,77 +314,139 @@ impl PartitionSet {
         first_err.map_or(Ok(()), Err)
     }
 
-    /// Writes the partition's finalized rows, then its checkpoint, then commits:
-    /// each step only after the previous one is durable. With `close`, every open
-    /// journey is closed first (end of an `--until-end` run).
-    fn flush<C: ConsumerContext>(
-        &mut self,
-        partition: i32,
-        consumer: &impl Consumer<C>,
-        mode: CommitMode,
-        close: bool,
-    ) -> Result<()> {
+    /// Writes each waiting cut's files, then its checkpoint, oldest first, each step
+    /// only after the previous one is durable. A cut stays waiting until both are:
+    /// a retry rewrites its files under the same names.
+    fn publish(&mut self, partition: i32) -> Result<()> {
         let Some(h) = self.held.get_mut(&partition) else { return Ok(()) };
-        let Some(next) = h.next_offset else { return Ok(()) };
-        let closing = close && !h.closed;
-        if closing {
-            h.engine.finish();
-        }
-        let mut rows = h.engine.take_rows();
-        // Counted once, when the engine hands them out; a failed write retries the rows, not the counts.
-        self.metrics.record_tally(&h.engine.take_tally());
-        self.metrics.record_journeys(&rows.journeys);
-        h.unwritten.append(&mut rows);
-        if h.batch_first.is_none() && !closing {
-            return Ok(());
-        }
-        // The rows stay in `unwritten` until the checkpoint covering them is saved: a
-        // retry after a failed checkpoint rewrites them (same names) with any newer
-        // rows, instead of replacing their files with the newer rows alone.
-        let report = if h.unwritten.is_empty() {
-            None
-        } else {
-            Some(match h.batch_first {
-                Some(first) => self.sink.write_batch(&h.unwritten, partition, first)?,
-                None => self.sink.write_closing_batch(&h.unwritten, partition, next)?,
-            })
-        };
-        if let Some(dl) = &self.dead_letters {
-            dl.flush(self.drain_timeout).map_err(Error::Kafka)?;
-        }
-        let engine = h.engine.checkpoint().map_err(|e| Error::Restore { partition, source: e })?;
-        let resume_offset = h.resume_offset.unwrap_or(0).min(next);
-        self.store
-            .save(partition, &Checkpoint { next_offset: next, closed: close, resume_offset, engine })
-            .map_err(Error::Checkpoint)?;
-        h.unwritten = Rows::default();
-        if let Some(report) = report {
-            self.metrics.record_written(&report.files, &report.rows);
-            let mut st = lock(&self.status);
-            for i in 0..8 {
-                st.parquet_files[i] += report.files[i] as u64;
-                st.parquet_rows[i] += report.rows[i] as u64;
+        while let Some(cut) = h.unpublished.front() {
+            let report = if cut.rows.is_empty() {
+                None
+            } else if cut.checkpoint.closed {
+                Some(self.sink.write_closing_batch(&cut.rows, partition, cut.start)?)
+            } else {
+                Some(self.sink.write_batch(&cut.rows, partition, cut.start)?)
+            };
+            if let Some(dl) = &self.dead_letters {
+                dl.flush(self.drain_timeout).map_err(Error::Kafka)?;
             }
-        }
-        h.batch_first = None;
-        h.closed = close;
-        h.checkpointed_at = Some(Instant::now());
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&self.topic, partition, Offset::Offset(next)).map_err(Error::Kafka)?;
-        // The checkpoint is the truth; the Kafka commit reports progress (lag, tooling).
-        match consumer.commit(&tpl, mode) {
-            Ok(()) => h.committed = next,
-            // A group mid-rebalance refuses commits; the next owner resumes from the checkpoint anyway.
-            Err(e) if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::RebalanceInProgress) => {
-                tracing::info!(partition, "offset commit skipped during a rebalance; the checkpoint holds the position")
+            self.store.save(partition, &cut.checkpoint).map_err(Error::Checkpoint)?;
+            if let Some(report) = report {
+                self.metrics.record_written(&report.files, &report.rows);
+                let mut st = lock(&self.status);
+                for i in 0..8 {
+                    st.parquet_files[i] += report.files[i] as u64;
+                    st.parquet_rows[i] += report.rows[i] as u64;
+                }
             }
-            // During a broker outage every commit fails; the outage itself was reported once.
-            Err(e) if lock(&self.status).brokers_down_since.is_some() => {
-                tracing::debug!(partition, error = %e, "offset commit failed; the checkpoint holds the position")
-            }
-            Err(e) => tracing::warn!(partition, error = %e, "offset commit failed; the checkpoint holds the position"),
+            h.checkpointed_at = Some(Instant::now());
+            h.unpublished.pop_front();
         }
         Ok(())
+    }
+
+    /// Commits every held partition's position: progress for lag and tooling, which
+    /// may run ahead of the last cut (the checkpoint decides where an owner resumes).
+    pub(crate) fn commit_all<C: ConsumerContext>(&mut self, consumer: &impl Consumer<C>, mode: CommitMode) {
+        for p in self.held_partitions() {
+            if let Err(e) = self.commit(p, consumer, mode) {
+                tracing::warn!(partition = p, error = %one_line(&e), "offset commit failed");
+            }
+        }
+    }
+
+    fn commit<C: ConsumerContext>(&mut self, partition: i32, consumer: &impl Consumer<C>, mode: CommitMode) -> Result<()> {
+        let Some(h) = self.held.get_mut(&partition) else { return Ok(()) };
+        let Some(next) = h.next_offset.filter(|&n| n > h.committed) else { return Ok(()) };
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.topic, partition, Offset::Offset(next)).map_err(Error::Kafka)?;
+        match consumer.commit(&tpl, mode) {
+            Ok(()) => h.committed = next,
+            // Expected while the group rebalances or the brokers are away: the
+            // checkpoint holds the position, and the next commit catches up.
+            Err(e)
+                if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::RebalanceInProgress)
+                    || lock(&self.status).brokers_down_since.is_some() =>
+            {
+                tracing::debug!(partition, error = %e, "offset commit deferred")
+            }
+            Err(e) => return Err(Error::Kafka(e)),
+        }
+        Ok(())
+    }
+
+    /// The end of a finite input (`--until-end`, the demo's wind-down): closes every
+    /// journey of each held partition and publishes the last batch with them.
+    pub(crate) fn close_all(&mut self) -> Result<()> {
+        let settings = self.cut_settings();
+        for h in self.held.values_mut() {
+            if !h.closed && h.next_offset.is_some() {
+                Self::take_cut(h, &self.metrics, settings, true)?;
+                h.closed = true;
+            }
+        }
+        self.publish_all()
+    }
+
+    /// Compares the held partitions' positions with the broker's log starts after
+    /// librdkafka found an offset out of range (it does not say which partition).
+    /// Returns the ranges that are gone; with `on_data_loss = "skip"` they are
+    /// recorded and the partitions moved past them.
+    pub(crate) fn check_data_loss<C: ConsumerContext>(&mut self, consumer: &impl Consumer<C>) -> Result<Vec<LostRange>> {
+        let mut lost = Vec::new();
+        let mut seek = TopicPartitionList::new();
+        for (&p, h) in &self.held {
+            // Where fetching stands: the resume point (a batch start) until messages arrive.
+            let needed = match (h.next_offset, h.resume_offset) {
+                (Some(n), Some(r)) => r.min(n),
+                (Some(n), None) => n,
+                (None, _) => continue, // starting at the log start, whatever it is
+            };
+            let (low, high) = consumer.fetch_watermarks(&self.topic, p, Duration::from_secs(10)).map_err(Error::Kafka)?;
+            let next = h.next_offset.unwrap_or(needed);
+            if needed > high && high >= 0 {
+                return Err(Error::Truncated { topic: self.topic.clone(), partition: p, needed: next, high });
+            }
+            if low > needed {
+                if low > next {
+                    lost.push(LostRange { partition: p, from: next, to: low - 1 });
+                }
+                // Offsets below `next` were read already: only the re-read is skipped.
+                seek.add_partition_offset(&self.topic, p, Offset::Offset(low)).map_err(Error::Kafka)?;
+            }
+        }
+        if let (OnDataLoss::Stop, Some(first)) = (self.on_data_loss, lost.first()) {
+            return Err(Error::DataLoss { topic: self.topic.clone(), range: first.clone() });
+        }
+        let detected_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        for range in &lost {
+            let count = (range.to - range.from + 1) as u64;
+            tracing::error!(
+                topic = %self.topic,
+                partition = range.partition,
+                "offsets {}..={} ({count}) were deleted by the broker before omnimeter read them: skipped (on_data_loss = \"skip\"); counted in omnimeter_lost_offsets_total and written to the gaps table",
+                range.from,
+                range.to
+            );
+            self.metrics.record_lost_offsets(&self.topic, range.partition, count);
+            let row = GapRow {
+                topic: self.topic.clone(),
+                partition: range.partition,
+                from_offset: range.from,
+                to_offset: range.to,
+                detected_at,
+            };
+            self.sink.write_gaps(&[row], range.partition)?;
+            if let Some(h) = self.held.get_mut(&range.partition) {
+                h.next_offset = Some(range.to + 1);
+                h.resume_offset = Some(range.to + 1);
+            }
+            lock(&self.status).lost.push((range.clone(), count));
+        }
+        if seek.count() > 0 {
+            consumer.seek_partitions(seek, Duration::from_secs(10)).map_err(Error::Kafka)?;
+        }
+        Ok(lost)
     }
 
     /// Stops fetching every assigned partition (the output cannot take rows).

@@ -2,8 +2,9 @@
 //! --brokers` and the demo: the key keeps each customer's events in one partition,
 //! in order, as SPEC §1 expects of real producers.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -18,6 +19,9 @@ use rdkafka::types::RDKafkaErrorCode;
 struct Deliveries {
     acked: AtomicU64,
     failed: AtomicU64,
+    /// Per partition, the offset after the last acknowledged event: where a reader
+    /// of everything sent must get to.
+    ends: Mutex<BTreeMap<i32, i64>>,
 }
 
 struct Counting(Arc<Deliveries>);
@@ -29,7 +33,13 @@ impl ProducerContext for Counting {
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         match result {
-            Ok(_) => self.0.acked.fetch_add(1, Ordering::Relaxed),
+            Ok(m) => {
+                use rdkafka::message::Message;
+                let mut ends = self.0.ends.lock().unwrap_or_else(|e| e.into_inner());
+                let end = ends.entry(m.partition()).or_insert(0);
+                *end = (*end).max(m.offset() + 1);
+                self.0.acked.fetch_add(1, Ordering::Relaxed)
+            }
             Err((e, _)) => {
                 tracing::warn!(error = %e, "event not delivered");
                 self.0.failed.fetch_add(1, Ordering::Relaxed)
@@ -85,6 +95,11 @@ impl EventProducer {
 
     pub fn failed(&self) -> u64 {
         self.deliveries.failed.load(Ordering::Relaxed)
+    }
+
+    /// Per partition, the offset after the last acknowledged event.
+    pub fn delivered_ends(&self) -> BTreeMap<i32, i64> {
+        self.deliveries.ends.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 

@@ -6,6 +6,21 @@ use std::time::Instant;
 use omnimeter_engine::Stats;
 use omnimeter_metrics::PartitionHealth;
 
+/// A range of offsets the broker no longer had when the worker needed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostRange {
+    pub partition: i32,
+    /// First and last missing offset, inclusive.
+    pub from: i64,
+    pub to: i64,
+}
+
+impl std::fmt::Display for LostRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "partition {} offsets {}..={}", self.partition, self.from, self.to)
+    }
+}
+
 /// One assigned partition as last seen by the worker.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PartitionStatus {
@@ -41,6 +56,9 @@ pub struct WorkerStatus {
     pub brokers_down_since: Option<Instant>,
     /// Last time the poll loop refreshed this snapshot: a stale one means a stuck loop.
     pub refreshed_at: Option<Instant>,
+    /// Offset ranges skipped because the broker had deleted them (`on_data_loss = "skip"`),
+    /// with their sizes.
+    pub lost: Vec<(LostRange, u64)>,
 }
 
 impl PartitionStatus {
@@ -67,6 +85,15 @@ impl WorkerStatus {
         }
         self.brokers_down_since
             .map(|t| format!("no Kafka broker reachable for {}s, reconnecting", t.elapsed().as_secs()))
+    }
+
+    /// What was skipped as lost, in one line; `None` when nothing was.
+    pub fn lost_summary(&self) -> Option<String> {
+        let total: u64 = self.lost.iter().map(|(_, n)| n).sum();
+        let ranges: Vec<String> = self.lost.iter().map(|(r, _)| r.to_string()).collect();
+        (total > 0).then(|| {
+            format!("{total} offsets of {} lost to the broker's retention and skipped: {}", self.topic, ranges.join(", "))
+        })
     }
 
     /// The held partitions as the metrics' pipeline-health gauges see them.

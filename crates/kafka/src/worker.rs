@@ -1,13 +1,14 @@
 //! [`run`]: the consumer-group worker loop. A `BaseConsumer` is polled on the
 //! calling (blocking) thread; librdkafka runs rebalance callbacks inside `poll`,
 //! where [`RebalanceContext`] restores assigned partitions from their
-//! checkpoints and makes revoked ones durable before they move.
+//! checkpoints and lets revoked ones go (lost ones without writing anything).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use omnimeter_engine::{CheckpointError, EngineConfig, Stats};
+use omnimeter_engine::{CheckpointError, DurationMs, EngineConfig, Stats};
 use omnimeter_metrics::Metrics;
 use omnimeter_parquet::{Output, ParquetSink};
 use rdkafka::client::ClientContext;
@@ -15,13 +16,13 @@ use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::types::RDKafkaRespErr;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{Statistics, TopicPartitionList};
 
 use crate::checkpoint_store::CheckpointStore;
 use crate::dead_letter::DeadLetters;
 use crate::partitions::{PartitionSet, lock};
-use crate::status::WorkerStatus;
+use crate::status::{LostRange, WorkerStatus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -33,7 +34,36 @@ pub enum Error {
     Checkpoint(#[source] std::io::Error),
     #[error("partition {partition} checkpoint")]
     Restore { partition: i32, source: CheckpointError },
+    #[error(
+        "data loss: topic {topic} {range}: the broker deleted these offsets (retention, DeleteRecords) before omnimeter read them; nothing was written past them. Set kafka.on_data_loss = \"skip\" to go on without them (counted, and written to the gaps table)"
+    )]
+    DataLoss { topic: String, range: LostRange },
+    #[error(
+        "data loss: topic {topic} partition {partition}: the checkpoint resumes at offset {needed} but the broker's log ends at {high} (topic recreated or truncated?); delete the partition's checkpoints under _checkpoints/{topic}/ to start it over"
+    )]
+    Truncated { topic: String, partition: i32, needed: i64, high: i64 },
 }
+
+impl Error {
+    /// Offsets the worker needed are gone: the CLI exits 3 for this.
+    pub fn is_data_loss(&self) -> bool {
+        matches!(self, Error::DataLoss { .. } | Error::Truncated { .. })
+    }
+}
+
+/// What a worker does when the broker no longer has offsets it needs (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnDataLoss {
+    /// Exit with the missing range: nothing is written past it.
+    #[default]
+    Stop,
+    /// Go on after the range; log it, count it, write it to the `gaps` table.
+    Skip,
+}
+
+/// The demo's wind-down: once it holds end offsets, the worker stops like
+/// `--until-end` when it has read each held partition up to its end (exclusive).
+pub type FinishAt = Arc<Mutex<Option<BTreeMap<i32, i64>>>>;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -63,15 +93,20 @@ pub struct WorkerOptions {
     pub fetch_max_wait: Duration,
     /// A local directory or a bucket; the checkpoints go there too.
     pub output: Output,
-    pub flush_interval: Duration,
+    /// How often positions are committed and metrics of closed journeys updated.
+    pub commit_interval: Duration,
+    /// Cuts (SPEC §4): the watermark entering a new `file_period`, or `file_rows` rows waiting.
+    pub file_period: DurationMs,
+    pub file_rows: usize,
+    pub on_data_loss: OnDataLoss,
     pub engine: EngineConfig,
     /// Stop once every held partition reached the high watermark; close journeys first.
     pub until_end: bool,
     /// Where the partitions report what they fold and write.
     pub metrics: Arc<Metrics>,
-    /// Once its owner sets it, the worker behaves as with `until_end` (the demo's
-    /// wind-down: the producer stopped, so catch up, close journeys and exit).
-    pub finish: Option<Arc<AtomicBool>>,
+    /// Once its owner fills it, the worker reads up to the given ends, closes
+    /// journeys and exits (the demo's wind-down: the producer stopped).
+    pub finish: Option<FinishAt>,
 }
 
 impl WorkerOptions {
@@ -81,7 +116,10 @@ impl WorkerOptions {
             .set("group.id", &self.group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
+            // Offsets the broker deleted are never skipped silently: librdkafka reports
+            // them and the worker decides (kafka.on_data_loss). A partition without a
+            // checkpoint starts at the log start explicitly, so this is no obstacle there.
+            .set("auto.offset.reset", "error")
             // End-of-partition events carry the fetch response's high watermark: the
             // reliable "caught up" signal (ListOffsets can under-report on some brokers).
             .set("enable.partition.eof", "true")
@@ -187,9 +225,10 @@ impl ConsumerContext for RebalanceContext {
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let revoked: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-                tracing::info!(partitions = ?revoked, "partitions revoked: flushing, checkpointing, committing");
+                let lost = consumer.assignment_lost();
+                tracing::info!(partitions = ?revoked, lost, "partitions revoked");
                 for p in revoked {
-                    set.revoke(p, consumer);
+                    set.revoke(p, consumer, lost);
                 }
                 if let Err(e) = consumer.unassign() {
                     tracing::warn!(error = %e, "unassign failed");
@@ -198,7 +237,7 @@ impl ConsumerContext for RebalanceContext {
             other => {
                 tracing::error!(error = ?other, "rebalance error");
                 for p in set.held_partitions() {
-                    set.revoke(p, consumer);
+                    set.revoke(p, consumer, true);
                 }
                 let _ = consumer.unassign();
             }
@@ -241,14 +280,19 @@ fn poll_loop(
     consumer: &BaseConsumer<RebalanceContext>,
     set: &Mutex<PartitionSet>,
 ) -> Result<bool> {
-    let mut next_flush = Instant::now() + opts.flush_interval;
+    let mut next_commit = Instant::now() + opts.commit_interval;
+    let mut next_publish: Option<Instant> = None;
     let mut retry = OutputRetry::default();
     let mut last_status = Instant::now();
     let mut last_warning: Option<Instant> = None;
     loop {
         if stop.load(Ordering::Relaxed) {
-            tracing::info!("stopping: flushing, checkpointing and committing every partition");
-            lock(set).flush_all(consumer, CommitMode::Sync, false)?;
+            tracing::info!("stopping: publishing finished batches and committing; open journeys stay in the checkpoints");
+            let mut s = lock(set);
+            s.observe();
+            let published = s.publish_all();
+            s.commit_all(consumer, CommitMode::Sync);
+            published?;
             return Ok(false);
         }
         let polled = consumer.poll(Duration::from_millis(100));
@@ -258,8 +302,18 @@ fn poll_loop(
         }
         match polled {
             None => {}
-            Some(Ok(m)) => s.push(m.partition(), m.offset(), m.key(), m.payload().unwrap_or_default())?,
+            Some(Ok(m)) => {
+                if s.push(m.partition(), m.offset(), m.key(), m.payload().unwrap_or_default())? && !s.output_failing {
+                    next_publish = Some(Instant::now());
+                }
+            }
             Some(Err(KafkaError::PartitionEOF(p))) => s.eof(p),
+            Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
+                let lost = s.check_data_loss(consumer)?;
+                if lost.is_empty() {
+                    tracing::info!("an offset was out of range but nothing unread is missing: resumed at the log start");
+                }
+            }
             // librdkafka retries broker and network errors by itself; say so at most every 5 s.
             Some(Err(e)) if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) => {
                 if lock(&s.status).brokers_down_since.is_none() {
@@ -269,10 +323,10 @@ fn poll_loop(
             }
             Some(Err(_)) => {}
         }
-        if Instant::now() >= next_flush {
-            // A failed flush keeps its rows and offsets: nothing is committed, fetching
-            // pauses so rows cannot pile up, and the batch is retried with backoff.
-            next_flush = match s.flush_all(consumer, CommitMode::Async, false) {
+        if next_publish.is_some_and(|t| Instant::now() >= t) {
+            // A failed publish keeps its cuts: fetching pauses so rows cannot pile up,
+            // and the cuts are retried with backoff under the same names.
+            next_publish = match s.publish_all() {
                 Ok(()) => {
                     if let Some(failed_for) = retry.recovered() {
                         tracing::info!(
@@ -281,30 +335,44 @@ fn poll_loop(
                         );
                         s.resume(consumer);
                     }
-                    Instant::now() + opts.flush_interval
+                    None
                 }
                 Err(e) => {
                     let wait = retry.failed();
                     if !s.output_failing {
                         tracing::error!(
-                            "output failing: {}; consumption paused, offsets not committed, retrying every {}s at most",
+                            "output failing: {}; consumption paused, retrying every {}s at most",
                             one_line(&e),
                             OutputRetry::MAX.as_secs()
                         );
                         s.pause_all(consumer);
                     }
-                    Instant::now() + wait
+                    Some(Instant::now() + wait)
                 }
             };
         }
+        if Instant::now() >= next_commit {
+            s.observe();
+            s.commit_all(consumer, CommitMode::Async);
+            next_commit = Instant::now() + opts.commit_interval;
+        }
         if last_status.elapsed() >= Duration::from_millis(500) {
+            s.observe();
             s.refresh_status();
             last_status = Instant::now();
         }
-        let until_end = opts.until_end || opts.finish.as_ref().is_some_and(|f| f.load(Ordering::Relaxed));
-        if until_end && !s.output_failing && s.all_caught_up() {
+        let done = if opts.until_end {
+            s.all_caught_up()
+        } else if let Some(ends) = opts.finish.as_ref().and_then(|f| lock(f).clone()) {
+            s.all_read_to(&ends)
+        } else {
+            false
+        };
+        if done && !s.output_failing && next_publish.is_none() {
             tracing::info!(partitions = ?s.held_partitions(), "caught up: closing journeys and writing everything");
-            s.flush_all(consumer, CommitMode::Sync, true)?;
+            s.close_all()?;
+            s.commit_all(consumer, CommitMode::Sync);
+            s.observe();
             s.refresh_status();
             opts.metrics.finish_windows();
             return Ok(true);

@@ -79,6 +79,7 @@ pub struct Metrics {
     parquet_files: IntCounterVec,
     parquet_rows: IntCounterVec,
     sink_errors: IntCounter,
+    lost_offsets: IntCounterVec,
     labels_folded: IntCounter,
     guard: Mutex<LabelGuard>,
     windows: Mutex<FinalWindows>,
@@ -187,6 +188,16 @@ impl Metrics {
                 &r,
                 IntGaugeVec::new(
                     Opts::new("consumer_lag", "Broker high watermark minus this worker's position"),
+                    &["topic", "partition"],
+                ),
+            ),
+            lost_offsets: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "lost_offsets_total",
+                        "Offsets the broker no longer had when this worker needed them (skipped: on_data_loss = skip)",
+                    ),
                     &["topic", "partition"],
                 ),
             ),
@@ -335,6 +346,11 @@ impl Metrics {
             self.parquet_files.with_label_values(&[t]).inc_by(files[i] as u64);
             self.parquet_rows.with_label_values(&[t]).inc_by(rows[i] as u64);
         }
+    }
+
+    /// Offsets skipped because the broker had deleted them (SPEC §4 `on_data_loss = "skip"`).
+    pub fn record_lost_offsets(&self, topic: &str, partition: i32, count: u64) {
+        self.lost_offsets.with_label_values(&[topic, partition.to_string().as_str()]).inc_by(count);
     }
 
     pub fn record_sink_error(&self) {

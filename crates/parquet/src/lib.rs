@@ -18,6 +18,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 pub use layout::hour_of;
+pub use schema::GapRow;
 pub use store::{Output, S3Output, Store, StoreError};
 
 /// Rows per row group: large enough for good compression and scans, small enough
@@ -110,11 +111,37 @@ impl ParquetSink {
         self.write_named(rows, partition, first_offset, false)
     }
 
-    /// Writes the rows of closing every journey at the end of a finite input
-    /// (`--until-end`), which have no offsets of their own: named after the next
-    /// offset with an `-end` mark.
-    pub fn write_closing_batch(&self, rows: &Rows, partition: i32, next_offset: i64) -> Result<WriteReport> {
-        self.write_named(rows, partition, next_offset, true)
+    /// Writes the last batch of a finite input (`--until-end`): the rows since the
+    /// batch began at `first_offset` plus those of closing every journey, cut where the
+    /// input ended rather than by the data. The `-end` mark keeps it apart from the
+    /// regular batch a later run starts at the same offset.
+    pub fn write_closing_batch(&self, rows: &Rows, partition: i32, first_offset: i64) -> Result<WriteReport> {
+        self.write_named(rows, partition, first_offset, true)
+    }
+
+    /// Writes `gaps` rows (offset ranges the broker no longer had) of `partition`,
+    /// one file per UTC hour of detection, named after the first missing offset.
+    pub fn write_gaps(&self, rows: &[GapRow], partition: i32) -> Result<usize> {
+        let Some(first) = rows.iter().map(|g| g.from_offset).min() else { return Ok(0) };
+        if partition < 0 || first < 0 {
+            return Err(Error::NegativePosition { partition, offset: first });
+        }
+        let mut out = Out { name: layout::file_name(partition, first, false), report: WriteReport::default() };
+        let props = table_props("gaps");
+        let mut by_hour: BTreeMap<i64, Vec<&GapRow>> = BTreeMap::new();
+        for row in rows {
+            by_hour.entry(layout::hour_of(row.detected_at)).or_default().push(row);
+        }
+        for (hour, group) in by_hour {
+            let key = format!("{}/{}", layout::hour_dir("gaps", hour), out.name);
+            let location = || self.store.location(&key);
+            let batch = schema::gaps(&group).map_err(|source| Error::Arrow { location: location(), source })?;
+            let bytes =
+                writer::encode(&batch, &props).map_err(|source| Error::Parquet { location: location(), source })?;
+            self.store.put(&key, bytes)?;
+            out.report.keys.push(key);
+        }
+        Ok(out.report.keys.len())
     }
 
     fn write_named(&self, rows: &Rows, partition: i32, first_offset: i64, closing: bool) -> Result<WriteReport> {
@@ -159,15 +186,19 @@ impl ParquetSink {
         Ok(())
     }
 
-    /// Deletes every published file of `partition` whose first offset is at least
-    /// `from_offset`, in all tables, plus that partition's leftover temp files.
-    /// Recovery calls it to drop output of batches whose offsets were never
-    /// committed, before replaying them. A closing batch at exactly `from_offset`
-    /// is kept when `closed_at_from` (the checkpoint says it was committed).
-    /// Returns how many files were deleted.
+    /// Deletes the files of `partition` that a replay from `from_offset` must not
+    /// find, in all tables, and returns how many: that partition's leftover temp
+    /// files; closing (`-end`) batches from `from_offset` on, except one at exactly
+    /// `from_offset` when `closed_at_from` (the checkpoint covers it); and, with
+    /// `regular`, every batch from `from_offset` on.
+    ///
+    /// Regular batches are cut by the data, so a replay rewrites them byte for byte:
+    /// recovery leaves them (`regular = false`), because deleting a file that a
+    /// stale worker's later checkpoint covers would lose it. Only a change of the
+    /// cut settings, which moves the cuts, needs them gone.
     ///
     /// It lists each table's files once: in a bucket, one request per 1,000 objects.
-    pub fn remove_from(&self, partition: i32, from_offset: i64, closed_at_from: bool) -> Result<usize> {
+    pub fn remove_from(&self, partition: i32, from_offset: i64, closed_at_from: bool, regular: bool) -> Result<usize> {
         let mut removed = 0;
         for table in TABLES {
             let doomed: Vec<String> = self
@@ -182,7 +213,7 @@ impl ParquetSink {
                     let uncommitted = if named.closing && named.first_offset == from_offset {
                         !closed_at_from
                     } else {
-                        named.first_offset >= from_offset
+                        (named.closing || regular) && named.first_offset >= from_offset
                     };
                     named.partition == partition && (named.temp || uncommitted)
                 })

@@ -89,13 +89,13 @@ fn sink_publishes_replaces_and_removes_in_a_bucket() -> TestResult {
     // A foreign object under a table survives recovery; the prefix is the boundary.
     store.put("journeys/date=2024-02-29/hour=13/notes.txt", b"keep".to_vec())?;
     let outside = Store::open(&moto.output("out", "team"))?;
-    assert_eq!(sink.remove_from(0, 100, false)?, 20, "batches 100 and 200 of partition 0");
+    assert_eq!(sink.remove_from(0, 100, false, true)?, 20, "batches 100 and 200 of partition 0");
     let left = keys("journeys")?;
     assert_eq!(left.len(), 5, "{left:?}");
     assert!(left.iter().any(|k| k.ends_with("notes.txt")));
     assert!(left.iter().filter(|k| k.contains("p00001-o00000000000000000100")).count() == 2);
     assert!(outside.list("omni/journeys")?.len() == 5, "the same objects seen from the parent prefix");
-    assert_eq!(sink.remove_from(0, 100, false)?, 0, "idempotent");
+    assert_eq!(sink.remove_from(0, 100, false, true)?, 0, "idempotent");
     Ok(())
 }
 

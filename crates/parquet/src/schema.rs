@@ -315,3 +315,35 @@ pub(crate) fn rejected(rows: &[&RejectedRow]) -> Result<RecordBatch, ArrowError>
         ],
     )
 }
+
+/// A range of offsets the broker no longer had (SPEC §4 `gaps`, `on_data_loss = "skip"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GapRow {
+    pub topic: String,
+    pub partition: i32,
+    /// First and last missing offset, inclusive.
+    pub from_offset: i64,
+    pub to_offset: i64,
+    /// Wall-clock time the worker found the range missing, epoch ms.
+    pub detected_at: i64,
+}
+
+pub(crate) fn gaps(rows: &[&GapRow]) -> Result<RecordBatch, ArrowError> {
+    use DataType::{Int32, Int64, Utf8};
+    batch(
+        vec![
+            field("topic", Utf8, false),
+            field("partition", Int32, false),
+            field("from_offset", Int64, false),
+            field("to_offset", Int64, false),
+            Field::new("detected_at", ts_type(), false),
+        ],
+        vec![
+            strs(rows, |r| r.topic.as_str()),
+            i32s(rows, |r| r.partition),
+            i64s(rows, |r| r.from_offset),
+            i64s(rows, |r| r.to_offset),
+            ts(rows, |r| r.detected_at),
+        ],
+    )
+}

@@ -286,7 +286,11 @@ fn remove_from_drops_only_that_partition_from_the_offset() -> TestResult {
     fs::write(hour.join(".p00001-o00000000000000000300.parquet.tmp"), b"partial")?;
     fs::write(hour.join("notes.txt"), b"keep")?;
 
-    assert_eq!(sink.remove_from(0, 100, false)?, 10 + 10 + 1);
+    // Recovery keeps regular batches (a replay rewrites them identically) and sweeps temps.
+    assert_eq!(sink.remove_from(0, 100, false, false)?, 1);
+    assert_eq!(files(tmp.path()).len(), 43 - 1);
+    // A change of cut settings drops every batch from the offset on.
+    assert_eq!(sink.remove_from(0, 100, false, true)?, 10 + 10);
 
     let left = files(tmp.path());
     let count = |needle: &str| left.iter().filter(|f| f.contains(needle)).count();
@@ -298,7 +302,7 @@ fn remove_from_drops_only_that_partition_from_the_offset() -> TestResult {
     assert_eq!(count("notes.txt"), 1);
     assert_eq!(left.len(), 22);
 
-    assert_eq!(sink.remove_from(0, 100, false)?, 0, "idempotent");
+    assert_eq!(sink.remove_from(0, 100, false, true)?, 0, "idempotent");
     Ok(())
 }
 
@@ -310,8 +314,11 @@ fn closing_batches_have_their_own_names_and_survive_when_committed() -> TestResu
     let report = sink.write_closing_batch(&sample(), 0, 100)?;
     assert!(report.keys.iter().all(|k| k.ends_with("p00000-o00000000000000000100-end.parquet")));
     assert_eq!(files(tmp.path()).len(), 20, "a closing batch does not replace the regular batch at the same offset");
-    assert_eq!(sink.remove_from(0, 100, true)?, 10, "committed close at 100 kept, regular batch at 100 dropped");
-    assert_eq!(sink.remove_from(0, 100, false)?, 10, "an uncommitted close is dropped too");
+    assert_eq!(sink.remove_from(0, 100, true, false)?, 0, "committed close at 100 kept, regular batch kept");
+    assert_eq!(sink.remove_from(0, 100, false, false)?, 10, "an uncommitted close is dropped");
+    assert_eq!(files(tmp.path()).len(), 10);
+    sink.write_closing_batch(&sample(), 0, 50)?;
+    assert_eq!(sink.remove_from(0, 100, false, false)?, 0, "a close before the checkpoint's offset is covered");
     Ok(())
 }
 
@@ -319,7 +326,7 @@ fn closing_batches_have_their_own_names_and_survive_when_committed() -> TestResu
 fn remove_from_on_an_empty_root_is_a_no_op() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let sink = ParquetSink::new(tmp.path())?;
-    assert_eq!(sink.remove_from(0, 0, false)?, 0);
+    assert_eq!(sink.remove_from(0, 0, false, true)?, 0);
     Ok(())
 }
 
