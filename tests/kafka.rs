@@ -103,7 +103,7 @@ fn workers_joining_and_leaving_one_three_one_keep_every_row_once() {
         log_of(&log("w2")),
         log_of(&log("w3"))
     );
-    assert!(log_of(&log("w2")).contains("stopping: flushing, checkpointing and committing"));
+    assert!(log_of(&log("w2")).contains("stopping: publishing finished batches and committing"));
 
     placed.extend(broker.produce(TOPIC, &lines[2 * third..]));
     util::wait_until("w1 to hold all six partitions again", Duration::from_secs(90), || {

@@ -67,7 +67,8 @@ fn spawn_worker(broker: &Broker, moto: &Moto, url: &str, home: &Path, log: &Path
     std::fs::create_dir_all(home).unwrap();
     let mut cmd = worker(broker, Path::new(url), extra);
     moto.env(&mut cmd)
-        .env("OMNIMETER_OUTPUT_FLUSH_INTERVAL", "250ms")
+        .env("OMNIMETER_KAFKA_COMMIT_INTERVAL", "250ms")
+        .env("OMNIMETER_OUTPUT_FILE_PERIOD", "15m")
         // A dead worker's partitions move after 3 s; members hear of a rebalance within 0.5 s.
         .env("OMNIMETER_KAFKA_SESSION_TIMEOUT", "3s")
         .env("OMNIMETER_KAFKA_DRAIN_TIMEOUT", "2s")

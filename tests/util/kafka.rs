@@ -21,6 +21,8 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 pub(crate) struct Broker {
     child: Option<Child>,
     pub(crate) port: u16,
+    /// The port clients are told to use (a relay's, or `port`).
+    advertised: u16,
     storage: String,
     dir: tempfile::TempDir,
 }
@@ -40,7 +42,22 @@ impl Broker {
 
     fn start_with(storage: &str) -> Broker {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut broker = Broker { child: None, port, storage: storage.to_owned(), dir: tempfile::tempdir().unwrap() };
+        let mut broker =
+            Broker { child: None, port, advertised: port, storage: storage.to_owned(), dir: tempfile::tempdir().unwrap() };
+        broker.restart();
+        broker
+    }
+
+    /// A broker that every client reaches through `relay` (its advertised address),
+    /// so the test can cut a client's connections as a network would.
+    pub(crate) fn start_behind(relay: &Relay) -> Broker {
+        let mut broker = Broker {
+            child: None,
+            port: relay.upstream,
+            advertised: relay.port,
+            storage: "memory://tansu/".to_owned(),
+            dir: tempfile::tempdir().unwrap(),
+        };
         broker.restart();
         broker
     }
@@ -59,13 +76,14 @@ impl Broker {
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("tansu.log")).unwrap();
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!("tcp://127.0.0.1:{}", self.advertised);
         let child = Command::new("tansu")
             .args([
                 "broker",
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised,
                 "--storage-engine",
                 &self.storage,
             ])
@@ -83,7 +101,7 @@ impl Broker {
     }
 
     pub(crate) fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.advertised)
     }
 
     pub(crate) fn create_topic(&self, name: &str, partitions: u32) {
@@ -106,9 +124,16 @@ impl Broker {
     /// through a batching producer (linger 5 ms, as real producers run). Returns
     /// each line's (partition, offset).
     pub(crate) fn produce(&self, topic: &str, lines: &[Vec<u8>]) -> Vec<(i32, i64)> {
+        produce_to(&self.addr(), topic, lines)
+    }
+}
+
+/// [`Broker::produce`] to a broker at `addr` (from another thread).
+pub(crate) fn produce_to(addr: &str, topic: &str, lines: &[Vec<u8>]) -> Vec<(i32, i64)> {
+    {
         let ctx = Deliveries(Arc::new(Mutex::new(vec![None; lines.len()])));
         let producer: BaseProducer<Deliveries> = ClientConfig::new()
-            .set("bootstrap.servers", self.addr())
+            .set("bootstrap.servers", addr)
             .set("linger.ms", "5")
             .set("message.max.bytes", "2000000")
             .create_with_context(ctx.clone())
@@ -232,7 +257,9 @@ pub(crate) fn worker(broker: &Broker, out: &Path, extra: &[&str]) -> Command {
     cmd.args(["run", "--brokers", &broker.addr(), "--topic", TOPIC, "--group", "omnimeter-test", "--output"])
         .arg(out)
         .args(extra)
-        .env("OMNIMETER_OUTPUT_FLUSH_INTERVAL", "300ms")
+        .env("OMNIMETER_KAFKA_COMMIT_INTERVAL", "300ms")
+        // Many cuts (a checkpoint each) in a day of generated traffic: more places to resume from.
+        .env("OMNIMETER_OUTPUT_FILE_PERIOD", "15m")
         .env("OMNIMETER_KAFKA_SESSION_TIMEOUT", "6s")
         .env("OMNIMETER_KAFKA_DRAIN_TIMEOUT", "3s")
         // Bounds how long a rebalance waits for a member that left mid-rebalance (the poll loop polls every 100 ms).
@@ -336,5 +363,69 @@ pub(crate) fn wait_log(log: &Path, needle: &str) {
     while !log_of(log).contains(needle) {
         assert!(std::time::Instant::now() < deadline, "{} never said {needle:?}:\n{}", log.display(), log_of(log));
         std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A TCP relay on loopback in front of the broker. [`Relay::cut_existing`] turns
+/// every connection open at that moment into a black hole (bytes are swallowed,
+/// nothing answers, nothing is reset: a network partition as a client sees it),
+/// while new connections pass: the clients connected then are cut off, later ones
+/// are not.
+pub(crate) struct Relay {
+    pub(crate) port: u16,
+    upstream: u16,
+    cuts: Arc<Mutex<Vec<Arc<std::sync::atomic::AtomicBool>>>>,
+}
+
+impl Relay {
+    pub(crate) fn start() -> Relay {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let upstream = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let cuts: Arc<Mutex<Vec<Arc<AtomicBool>>>> = Arc::default();
+        let registry = Arc::clone(&cuts);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else { continue };
+                let cut = Arc::new(AtomicBool::new(false));
+                registry.lock().unwrap().push(Arc::clone(&cut));
+                for (mut from, mut to) in
+                    [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)]
+                {
+                    let cut = Arc::clone(&cut);
+                    std::thread::spawn(move || {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            if cut.load(Ordering::Relaxed) {
+                                continue; // swallowed: the partition drops packets
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        if !cut.load(Ordering::Relaxed) {
+                            let _ = to.shutdown(std::net::Shutdown::Both);
+                        }
+                    });
+                }
+            }
+        });
+        Relay { port, upstream, cuts }
+    }
+
+    /// Cuts every connection open now; returns how many.
+    pub(crate) fn cut_existing(&self) -> usize {
+        let cuts = self.cuts.lock().unwrap();
+        for c in cuts.iter() {
+            c.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        cuts.len()
     }
 }

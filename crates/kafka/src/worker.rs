@@ -353,7 +353,10 @@ fn poll_loop(
         }
         if Instant::now() >= next_commit {
             s.observe();
-            s.commit_all(consumer, CommitMode::Async);
+            // While the output fails nothing is committed: a stuck worker shows its lag.
+            if !s.output_failing {
+                s.commit_all(consumer, CommitMode::Async);
+            }
             next_commit = Instant::now() + opts.commit_interval;
         }
         if last_status.elapsed() >= Duration::from_millis(500) {
