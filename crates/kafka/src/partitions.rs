@@ -394,7 +394,8 @@ impl PartitionSet {
     /// recorded and the partitions moved past them.
     pub(crate) fn check_data_loss<C: ConsumerContext>(&mut self, consumer: &impl Consumer<C>) -> Result<Vec<LostRange>> {
         let mut lost = Vec::new();
-        let mut seek = TopicPartitionList::new();
+        // Partitions whose log now starts past where they stand, and that start.
+        let mut moved: Vec<(i32, i64)> = Vec::new();
         for (&p, h) in &self.held {
             // Where fetching stands: the resume point (a batch start) until messages arrive.
             let needed = match (h.next_offset, h.resume_offset) {
@@ -412,7 +413,7 @@ impl PartitionSet {
                     lost.push(LostRange { partition: p, from: next, to: low - 1 });
                 }
                 // Offsets below `next` were read already: only the re-read is skipped.
-                seek.add_partition_offset(&self.topic, p, Offset::Offset(low)).map_err(Error::Kafka)?;
+                moved.push((p, low));
             }
         }
         if let (OnDataLoss::Stop, Some(first)) = (self.on_data_loss, lost.first()) {
@@ -443,8 +444,25 @@ impl PartitionSet {
             }
             lock(&self.status).lost.push((range.clone(), count));
         }
-        if seek.count() > 0 {
-            consumer.seek_partitions(seek, Duration::from_secs(10)).map_err(Error::Kafka)?;
+        if !moved.is_empty() {
+            // After an offset-out-of-range error librdkafka refuses a seek on the
+            // partition ("erroneous state"): assigning it again, at the log start, restarts
+            // its fetcher. The other held partitions resume where they stand (a batch start;
+            // messages already folded are skipped).
+            let mut tpl = TopicPartitionList::new();
+            for (&p, h) in &self.held {
+                let at = match (moved.iter().find(|(q, _)| *q == p), h.next_offset, h.resume_offset) {
+                    (Some(&(_, low)), _, _) => Offset::Offset(low),
+                    (None, Some(n), Some(r)) => Offset::Offset(r.min(n)),
+                    (None, Some(n), None) => Offset::Offset(n),
+                    (None, None, _) => Offset::Beginning,
+                };
+                tpl.add_partition_offset(&self.topic, p, at).map_err(Error::Kafka)?;
+            }
+            consumer.assign(&tpl).map_err(Error::Kafka)?;
+            if self.output_failing {
+                self.pause(consumer, &tpl);
+            }
         }
         Ok(lost)
     }

@@ -149,12 +149,16 @@ struct RebalanceContext {
 }
 
 impl ClientContext for RebalanceContext {
-    /// End of partition is how `--until-end` knows it caught up, not an error.
-    /// librdkafka retries everything else by itself; while no broker is reachable
-    /// the outage was already reported once (see `stats`), so retries stay quiet.
+    /// Client-level errors, which librdkafka retries by itself; while no broker is
+    /// reachable the outage was already reported once (see `stats`), so retries stay quiet.
     fn error(&self, error: KafkaError, reason: &str) {
+        // End of partition is progress; an offset out of range reaches the poll loop,
+        // which finds the lost range and acts on kafka.on_data_loss.
         if matches!(error, KafkaError::PartitionEOF(_))
-            || error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF)
+            || matches!(
+                error.rdkafka_error_code(),
+                Some(RDKafkaErrorCode::PartitionEOF | RDKafkaErrorCode::AutoOffsetReset)
+            )
         {
             return;
         }

@@ -63,7 +63,6 @@ fn options(brokers: &str, out: &std::path::Path, on_data_loss: OnDataLoss) -> Wo
 }
 
 #[test]
-#[ignore = "issue 14, in progress: hangs on the in-process cluster (not yet diagnosed); run with --ignored"]
 fn deleted_offsets_stop_the_worker_or_are_skipped_loudly() {
     let cluster = MockCluster::new(1).unwrap();
     cluster.create_topic(TOPIC, 1, 1).unwrap();
