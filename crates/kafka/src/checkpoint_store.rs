@@ -109,7 +109,8 @@ impl CheckpointStore {
             return Err(bad("checksum mismatch"));
         }
         let cut_settings = match (v2, word(33), word(41)) {
-            (false, Some(period), Some(rows)) => Some((period as i64, rows)),
+            // (0, 0) stands for unknown settings: a cut rule always has a period above zero.
+            (false, Some(period), Some(rows)) if period > 0 => Some((period as i64, rows)),
             _ => None,
         };
         Ok(Some(Checkpoint {
