@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use util::kafka::{
     Broker, Relay, TOPIC, checkpoints, compare, file_mode_per_partition, generated, log_of, produce_to, sigterm,
-    spawn_logged, until_end, worker,
+    spawn_logged, until_end_in, worker,
 };
 
 fn signal(child: &Child, sig: &str) {
@@ -110,7 +110,10 @@ fn stale_worker_changes_no_table(
         let status = child.wait().unwrap();
         assert!(status.success(), "worker failed ({status}):\n{}", log_of(log));
     }
-    until_end(broker, &out, &dir.join("end.log"));
+    // In a group of its own: tansu 0.6 can stall a join into a group that had a member
+    // expire and come back (measured: no assignment in 120 s); the checkpoints, not the
+    // group, say where each partition resumes.
+    until_end_in("omnimeter-final", broker, &out, &dir.join("end.log"));
     let reference = file_mode_per_partition(&lines, &placed, dir);
     compare(&out, &reference);
     log_of(&log_a)
@@ -119,7 +122,6 @@ fn stale_worker_changes_no_table(
 /// A worker frozen past its session timeout (SIGSTOP), woken (SIGCONT) while
 /// another owns its partitions.
 #[test]
-#[ignore = "issue 14, in progress: the scenario runs through, but the closing --until-end worker does not finish within 120 s; run with --ignored"]
 fn a_worker_frozen_past_its_session_timeout_and_woken_changes_no_table() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start();
@@ -136,7 +138,6 @@ fn a_worker_frozen_past_its_session_timeout_and_woken_changes_no_table() {
 /// A worker cut off from the broker by the network (a relay the test black-holes)
 /// but not from the output, which goes on folding what it had fetched.
 #[test]
-#[ignore = "issue 14, in progress: not yet green (see a_worker_frozen_…); run with --ignored"]
 fn a_worker_cut_off_from_the_broker_but_not_the_output_changes_no_table() {
     let dir = tempfile::tempdir().unwrap();
     let relay = Relay::start();

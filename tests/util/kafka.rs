@@ -253,8 +253,13 @@ pub(crate) const TOPIC: &str = "events";
 
 /// A worker process; `extra` adds flags such as `--until-end`.
 pub(crate) fn worker(broker: &Broker, out: &Path, extra: &[&str]) -> Command {
+    worker_in("omnimeter-test", broker, out, extra)
+}
+
+/// [`worker`] in consumer group `group`.
+pub(crate) fn worker_in(group: &str, broker: &Broker, out: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_omnimeter"));
-    cmd.args(["run", "--brokers", &broker.addr(), "--topic", TOPIC, "--group", "omnimeter-test", "--output"])
+    cmd.args(["run", "--brokers", &broker.addr(), "--topic", TOPIC, "--group", group, "--output"])
         .arg(out)
         .args(extra)
         .env("OMNIMETER_KAFKA_COMMIT_INTERVAL", "300ms")
@@ -337,7 +342,15 @@ pub(crate) fn sigterm(child: &Child) {
 
 /// Runs an `--until-end` worker to completion (bounded), failing with its log.
 pub(crate) fn until_end(broker: &Broker, out: &Path, log: &Path) {
-    let mut child = spawn_logged(broker, out, log, &["--until-end"]);
+    until_end_in("omnimeter-test", broker, out, log)
+}
+
+/// [`until_end`] in consumer group `group`: where a partition resumes is the
+/// checkpoint's business, so any group finishes the same output.
+pub(crate) fn until_end_in(group: &str, broker: &Broker, out: &Path, log: &Path) {
+    let file = std::fs::File::create(log).unwrap();
+    let mut child =
+        worker_in(group, broker, out, &["--until-end"]).stderr(Stdio::from(file)).stdout(Stdio::null()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Some(status) = child.try_wait().unwrap() {

@@ -315,7 +315,7 @@ fn poll_loop(
             Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
                 let lost = s.check_data_loss(consumer)?;
                 if lost.is_empty() {
-                    tracing::info!("an offset was out of range but nothing unread is missing: resumed at the log start");
+                    tracing::info!("an offset was out of range, but no offset this worker had yet to read is missing");
                 }
             }
             // librdkafka retries broker and network errors by itself; say so at most every 5 s.
