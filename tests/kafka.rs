@@ -208,3 +208,34 @@ fn a_worker_serves_lag_offsets_and_readiness_while_it_consumes() {
     assert!(status.success(), "graceful stop exits 0: {status}");
     assert!(util::http_get(&addr, "/healthz").is_none(), "the endpoint stops with the worker");
 }
+
+/// Offsets a checkpoint needs that the broker no longer has are never skipped
+/// silently (SPEC §4): here the topic is deleted and recreated under the workers,
+/// so each partition's log now ends before its checkpoint. The worker exits 3 with
+/// one line naming topic, partition and offsets, and writes nothing more.
+/// (Retention deleting the start of a log is `crates/kafka/tests/data_loss.rs`: tansu
+/// 0.6 cannot delete records.)
+#[test]
+fn a_recreated_topic_stops_the_worker_with_exit_status_3_and_one_line() {
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, 2);
+    let lines = generated(300, 5);
+    broker.produce(TOPIC, &lines);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("kafka-out");
+    wait_ok(worker(&broker, &out, &["--until-end"]).spawn().unwrap(), "first worker");
+    let files = util::parquet_files(&out);
+
+    broker.delete_topic(TOPIC);
+    broker.create_topic(TOPIC, 2);
+    broker.produce(TOPIC, &lines[..20]);
+    let run = worker(&broker, &out, &["--until-end"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(3), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("omnimeter: data loss: topic events partition ") && last.contains("recreated or truncated"),
+        "{stderr}"
+    );
+    assert_eq!(util::parquet_files(&out), files, "nothing written past the loss");
+}

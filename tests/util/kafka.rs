@@ -120,6 +120,14 @@ impl Broker {
         assert!(out.status.success(), "topic create failed: {}", String::from_utf8_lossy(&out.stderr));
     }
 
+    pub(crate) fn delete_topic(&self, name: &str) {
+        let out = Command::new("tansu")
+            .args(["topic", "delete", name, "--broker", &format!("tcp://127.0.0.1:{}", self.port)])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "topic delete failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
     /// Produces `lines` in order, keyed by their `customer_id` when they have one,
     /// through a batching producer (linger 5 ms, as real producers run). Returns
     /// each line's (partition, offset).

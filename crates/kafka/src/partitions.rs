@@ -51,6 +51,8 @@ struct Held {
     /// No checkpoint existed: the first message read gets one (an empty engine), so
     /// that a restart knows which offsets it needs.
     fresh: bool,
+    /// Consecutive status refreshes that saw the log end before `next_offset`.
+    behind_log_end: u8,
 }
 
 impl Held {
@@ -69,6 +71,7 @@ impl Held {
             closed: false,
             checkpointed_at: None,
             fresh: false,
+            behind_log_end: 0,
         }
     }
 }
@@ -538,6 +541,29 @@ impl PartitionSet {
         // Partitions without events yet have no watermark and hold nothing back.
         let lowest = self.held.values().filter_map(|h| h.engine.watermark()).min();
         self.metrics.advance_windows(lowest);
+    }
+
+    /// A partition whose log, by the fetch responses, ends before the position its
+    /// checkpoint gave (the topic was recreated or truncated) is a loss. Kafka answers
+    /// such a fetch with an offset out of range ([`Self::check_data_loss`]); some
+    /// brokers (tansu 0.6) return empty fetches instead, which would wait forever and
+    /// then silently skip the new log's first offsets. Two sightings, half a second
+    /// apart, so a statistics report older than the assignment cannot trigger it.
+    pub(crate) fn check_log_end(&mut self) -> Result<()> {
+        let st = lock(&self.status);
+        for (&p, h) in self.held.iter_mut() {
+            let high = st.partitions.get(&p).map_or(-1, |s| s.high_watermark);
+            match h.next_offset {
+                Some(next) if high >= 0 && high < next => {
+                    h.behind_log_end += 1;
+                    if h.behind_log_end >= 2 {
+                        return Err(Error::Truncated { topic: self.topic.clone(), partition: p, needed: next, high });
+                    }
+                }
+                _ => h.behind_log_end = 0,
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn total_stats(&self) -> Stats {

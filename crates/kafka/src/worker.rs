@@ -366,6 +366,7 @@ fn poll_loop(
         if last_status.elapsed() >= Duration::from_millis(500) {
             s.observe();
             s.refresh_status();
+            s.check_log_end()?;
             last_status = Instant::now();
         }
         let done = if opts.until_end {
