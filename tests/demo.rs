@@ -141,3 +141,30 @@ fn demo_runs_by_itself_serves_metrics_and_leaves_tables_duckdb_reads() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("was not made by omnimeter demo"));
     assert!(foreign.join("notes.txt").exists());
 }
+
+/// The demo on a busy machine (two CPU-bound processes beside it, on two cores): it
+/// reads every event it sent — its producer never runs further ahead of the workers
+/// than the in-process cluster keeps, and the workers stop only at the offsets the
+/// producer got acknowledged — and its files stay few (cuts by event hour).
+#[test]
+fn a_demo_on_a_busy_machine_reads_every_event_it_sent() {
+    let _busy: Vec<util::KillOnDrop> = (0..2)
+        .map(|_| util::KillOnDrop(Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap()))
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let out = omnimeter(&["demo", "--duration", "20s", "--metrics-addr", "127.0.0.1:0", "--dir", dir.to_str().unwrap()]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}\n{stdout}");
+    let summary = stdout.lines().next().unwrap_or_default();
+    let count = |after: &str, before: &str| -> u64 {
+        let s = summary.split(after).nth(1).and_then(|s| s.split(before).next()).unwrap_or_default();
+        s.trim().replace(',', "").parse().unwrap_or_else(|_| panic!("{after:?} in {summary:?}"))
+    };
+    let (sent, read) = (count("omnimeter demo: ", " events sent"), count("events sent = ", " read"));
+    assert_eq!(sent, read, "{summary}");
+    assert!(sent > 100_000, "traffic flowed: {summary}");
+    let files = util::parquet_files(&dir).len();
+    eprintln!("busy machine: {summary}; {files} Parquet files");
+    assert!(files <= 600, "{files} Parquet files for a 20 s demo");
+}

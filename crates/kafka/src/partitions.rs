@@ -27,6 +27,10 @@ struct Cut {
     checkpoint: Checkpoint,
 }
 
+/// How long a partition may look past its log's end, without a message, before
+/// that counts as a truncated or recreated topic ([`PartitionSet::check_log_end`]).
+const BEHIND_LOG_END: Duration = Duration::from_secs(10);
+
 /// One assigned partition.
 struct Held {
     engine: PartitionEngine,
@@ -51,8 +55,8 @@ struct Held {
     /// No checkpoint existed: the first message read gets one (an empty engine), so
     /// that a restart knows which offsets it needs.
     fresh: bool,
-    /// Consecutive status refreshes that saw the log end before `next_offset`.
-    behind_log_end: u8,
+    /// Since when the log end reported by fetches is before `next_offset`, with no message since.
+    behind_log_end_since: Option<Instant>,
 }
 
 impl Held {
@@ -71,7 +75,7 @@ impl Held {
             closed: false,
             checkpointed_at: None,
             fresh: false,
-            behind_log_end: 0,
+            behind_log_end_since: None,
         }
     }
 }
@@ -227,6 +231,7 @@ impl PartitionSet {
             dl.send(partition, offset, key, payload, reason);
         }
         h.next_offset = Some(offset + 1);
+        h.behind_log_end_since = None;
         h.eof = false;
         h.closed = false;
         if h.cut_rule.after_push(&h.engine).is_some() {
@@ -547,20 +552,21 @@ impl PartitionSet {
     /// checkpoint gave (the topic was recreated or truncated) is a loss. Kafka answers
     /// such a fetch with an offset out of range ([`Self::check_data_loss`]); some
     /// brokers (tansu 0.6) return empty fetches instead, which would wait forever and
-    /// then silently skip the new log's first offsets. Two sightings, half a second
-    /// apart, so a statistics report older than the assignment cannot trigger it.
+    /// then silently skip the new log's first offsets. The log end comes from
+    /// librdkafka's statistics, which lag the position by up to a second while messages
+    /// flow: only a partition that stayed behind it for [`BEHIND_LOG_END`] without a
+    /// message counts.
     pub(crate) fn check_log_end(&mut self) -> Result<()> {
         let st = lock(&self.status);
         for (&p, h) in self.held.iter_mut() {
             let high = st.partitions.get(&p).map_or(-1, |s| s.high_watermark);
             match h.next_offset {
                 Some(next) if high >= 0 && high < next => {
-                    h.behind_log_end += 1;
-                    if h.behind_log_end >= 2 {
+                    if h.behind_log_end_since.get_or_insert_with(Instant::now).elapsed() >= BEHIND_LOG_END {
                         return Err(Error::Truncated { topic: self.topic.clone(), partition: p, needed: next, high });
                     }
                 }
-                _ => h.behind_log_end = 0,
+                _ => h.behind_log_end_since = None,
             }
         }
         Ok(())
