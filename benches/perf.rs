@@ -32,7 +32,7 @@ use omnimeter_generate::{GenConfig, Generator};
 
 const RUNS: usize = 3;
 const OMNIMETER: &str = env!("CARGO_BIN_EXE_omnimeter");
-const SECTIONS: [&str; 7] = ["decode", "engine", "file", "scale-file", "duckdb", "journeys", "kafka"];
+const SECTIONS: [&str; 8] = ["decode", "engine", "file", "scale-file", "duckdb", "journeys", "kafka", "files"];
 
 /// One line of the final table.
 struct Figure {
@@ -100,6 +100,9 @@ fn main() {
         let (figs, kafka_notes) = kafka(events as usize);
         table.extend(figs);
         notes.extend(kafka_notes);
+    }
+    if run("files") {
+        notes.extend(live_files());
     }
 
     println!();
@@ -550,6 +553,102 @@ fn kafka(events: usize) -> (Vec<Figure>, Vec<String>) {
         format!("worker summary: {}", summary.trim()),
     ];
     (figs, notes)
+}
+
+/// Files written by live traffic (SPEC §4 cuts): 3 days of event time (~90k events)
+/// produced in 100 paced chunks over ~100 s into 6 partitions while one worker
+/// consumes, committing every 100 ms; then an `--until-end` worker closes the rest.
+/// Reports files per table and the most per (table, partition, hour), and DuckDB's
+/// time for a `journeys` query over them against the same rows in one file.
+fn live_files() -> Vec<String> {
+    let broker = util::kafka::Broker::start();
+    broker.create_topic(util::kafka::TOPIC, PARTITIONS as u32);
+    let mut g = Generator::new(GenConfig { customers: 2_600, days: 3, seed: 5, ..GenConfig::default() });
+    let mut lines = Vec::new();
+    let mut line = Vec::new();
+    while g.next_event(&mut line).is_some() {
+        lines.push(std::mem::take(&mut line));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("live");
+    let worker = |extra: &[&str]| {
+        let mut cmd = Command::new(OMNIMETER);
+        cmd.args(["run", "--brokers", &broker.addr(), "--topic", util::kafka::TOPIC, "--group", "bench-live"])
+            .args(extra)
+            .arg("--output")
+            .arg(&out)
+            .env("OMNIMETER_KAFKA_COMMIT_INTERVAL", "100ms")
+            .env("OMNIMETER_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    };
+    let mut live = worker(&[]).spawn().unwrap();
+    let t = Instant::now();
+    for (i, chunk) in lines.chunks(lines.len().div_ceil(100)).enumerate() {
+        broker.produce(util::kafka::TOPIC, chunk);
+        let due = Duration::from_secs(i as u64 + 1);
+        std::thread::sleep(due.saturating_sub(t.elapsed()));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = Command::new("kill").args(["-TERM", &live.id().to_string()]).status();
+    assert!(live.wait().unwrap().success());
+    assert!(worker(&["--until-end"]).status().unwrap().success());
+    let paced = t.elapsed().as_secs_f64();
+
+    let mut per_table: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut per_slot: std::collections::BTreeMap<(String, String, String), usize> = Default::default();
+    for file in util::parquet_files(&out) {
+        let rel = file.strip_prefix(&out).unwrap().to_string_lossy().into_owned();
+        let parts: Vec<&str> = rel.split('/').collect();
+        let [table, date, hour, name] = parts.as_slice() else { continue };
+        *per_table.entry((*table).to_owned()).or_default() += 1;
+        let partition = name.split('-').next().unwrap_or_default().to_owned();
+        *per_slot.entry(((*table).to_owned(), format!("{date}/{hour}"), partition)).or_default() += 1;
+    }
+    let most: std::collections::BTreeMap<&str, usize> =
+        per_slot.iter().fold(Default::default(), |mut m, ((t, _, _), &n)| {
+            let e = m.entry(t.as_str()).or_default();
+            *e = (*e).max(n);
+            m
+        });
+    let over_two: usize = per_slot.values().filter(|&&n| n > 2).count();
+    let total: usize = per_table.values().sum();
+    let glob = out.join("journeys/**/*.parquet");
+    let single = dir.path().join("journeys-one.parquet");
+    let script = format!(
+        "import duckdb, time\n\
+         c = duckdb.connect()\n\
+         c.execute(\"SET enable_progress_bar = false\")\n\
+         q = \"SELECT path, count(*) AS n, sum(conversion_value) FROM read_parquet('{{}}', hive_partitioning=true) GROUP BY path ORDER BY n DESC LIMIT 10\"\n\
+         c.execute(\"COPY (SELECT * FROM read_parquet('{glob}', hive_partitioning=true)) TO '{single}' (FORMAT parquet)\")\n\
+         def best(src):\n    b = 1e9\n    for _ in range(5):\n        t = time.perf_counter(); c.execute(q.format(src)).fetchall(); b = min(b, time.perf_counter() - t)\n    return b\n\
+         print('%.1f %.1f' % (best('{glob}') * 1000, best('{single}') * 1000))\n",
+        glob = glob.display(),
+        single = single.display()
+    );
+    let timing = Command::new("python3").args(["-c", &script]).output().unwrap();
+    let timing = String::from_utf8_lossy(&timing.stdout).trim().to_owned();
+    let (many_ms, one_ms) = timing.split_once(' ').unwrap_or(("?", "?"));
+    vec![
+        format!(
+            "live traffic: {} events over 3 days of event time, produced in 100 chunks over {paced:.0} s, worker committing every 100 ms: {total} Parquet files",
+            lines.len()
+        ),
+        format!(
+            "files per table: {}",
+            per_table.iter().map(|(t, n)| format!("{t} {n}")).collect::<Vec<_>>().join(", ")
+        ),
+        format!(
+            "most files per table, partition and hour: {}; slots with more than 2: {over_two} of {}",
+            most.iter().map(|(t, n)| format!("{t} {n}")).collect::<Vec<_>>().join(", "),
+            per_slot.len()
+        ),
+        format!(
+            "DuckDB journeys query (best of 5): {many_ms} ms over {} journeys files, {one_ms} ms over the same rows in one file",
+            per_table.get("journeys").copied().unwrap_or(0)
+        ),
+    ]
 }
 
 // ---------------------------------------------------------------- machine
