@@ -153,7 +153,8 @@ fn a_demo_on_a_busy_machine_reads_every_event_it_sent() {
         .collect();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
-    let out = omnimeter(&["demo", "--duration", "20s", "--metrics-addr", "127.0.0.1:0", "--dir", dir.to_str().unwrap()]);
+    let out =
+        omnimeter(&["demo", "--duration", "20s", "--metrics-addr", "127.0.0.1:0", "--dir", dir.to_str().unwrap()]);
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{stderr}\n{stdout}");
     let summary = stdout.lines().next().unwrap_or_default();

@@ -125,13 +125,7 @@ fn stale_worker_changes_no_table(
 fn a_worker_frozen_past_its_session_timeout_and_woken_changes_no_table() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start();
-    let log_a = stale_worker_changes_no_table(
-        &broker,
-        dir.path(),
-        &[],
-        |a| signal(a, "-STOP"),
-        |a| signal(a, "-CONT"),
-    );
+    let log_a = stale_worker_changes_no_table(&broker, dir.path(), &[], |a| signal(a, "-STOP"), |a| signal(a, "-CONT"));
     assert!(log_a.contains("partition lost"), "librdkafka reports the assignment as lost:\n{log_a}");
 }
 

@@ -213,8 +213,6 @@ fn fold_input(
     let mut engine = PartitionEngine::new(cfg, 0);
     let mut cut_rule = CutRule::new(cuts.period, cuts.rows, &engine);
     let (mut offset, mut blank, mut batch_first) = (0i64, 0u64, 0i64);
-    // Closed journeys already counted in metrics (they wait in the engine until a cut).
-    let mut journeys_counted = 0usize;
     let mut summary =
         Summary { lines: 0, blank: 0, stats: Stats::default(), rows: [0; 8], files: 0, elapsed: Duration::ZERO };
     let mut last_progress = Instant::now();
@@ -224,7 +222,7 @@ fn fold_input(
             Next::Block(b) => b,
             Next::Idle => {
                 if let Some(m) = metrics {
-                    observe(m, &mut engine, &mut journeys_counted);
+                    observe(m, &mut engine);
                     last_metrics = Instant::now();
                 }
                 continue;
@@ -237,7 +235,7 @@ fn fold_input(
                 Some(decoded) => {
                     engine.push_decoded(raw, decoded, offset);
                     if cut_rule.after_push(&engine).is_some() {
-                        flush(&mut engine, &writers, batch_first, metrics, &mut journeys_counted)?;
+                        flush(&mut engine, &writers, batch_first, metrics)?;
                         batch_first = offset + 1;
                     }
                 }
@@ -257,14 +255,14 @@ fn fold_input(
         if let Some(m) = metrics
             && last_metrics.elapsed() >= METRICS_EVERY
         {
-            observe(m, &mut engine, &mut journeys_counted);
+            observe(m, &mut engine);
             last_metrics = Instant::now();
         }
     }
     engine.finish();
-    flush(&mut engine, &writers, batch_first, metrics, &mut journeys_counted)?;
+    flush(&mut engine, &writers, batch_first, metrics)?;
     if let Some(m) = metrics {
-        observe(m, &mut engine, &mut journeys_counted);
+        observe(m, &mut engine);
         m.finish_windows();
     }
     summary.lines = offset as u64;
@@ -275,11 +273,9 @@ fn fold_input(
 
 /// Live counts and gauges read off the engine: the input is partition 0, without a
 /// topic or commits. Journeys closed since the last look count now, not at the next cut.
-fn observe(m: &Metrics, engine: &mut PartitionEngine, journeys_counted: &mut usize) {
+fn observe(m: &Metrics, engine: &mut PartitionEngine) {
     m.record_tally(&engine.take_tally());
-    let closed = engine.ready_journeys();
-    m.record_journeys(&closed[*journeys_counted..]);
-    *journeys_counted = closed.len();
+    m.record_journeys(engine.newly_closed());
     let health = PartitionHealth {
         partition: 0,
         lag: None,
@@ -293,18 +289,11 @@ fn observe(m: &Metrics, engine: &mut PartitionEngine, journeys_counted: &mut usi
 }
 
 /// Hands the batch that ends here to the writers.
-fn flush(
-    engine: &mut PartitionEngine,
-    writers: &Writers,
-    first_offset: i64,
-    metrics: Option<&Metrics>,
-    journeys_counted: &mut usize,
-) -> Result<()> {
+fn flush(engine: &mut PartitionEngine, writers: &Writers, first_offset: i64, metrics: Option<&Metrics>) -> Result<()> {
     if let Some(m) = metrics {
         m.record_tally(&engine.take_tally());
-        m.record_journeys(&engine.ready_journeys()[*journeys_counted..]);
+        m.record_journeys(engine.newly_closed());
     }
-    *journeys_counted = 0;
     let mut rows = engine.take_rows();
     if rows.is_empty() {
         return Ok(());

@@ -42,8 +42,13 @@ impl Broker {
 
     fn start_with(storage: &str) -> Broker {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut broker =
-            Broker { child: None, port, advertised: port, storage: storage.to_owned(), dir: tempfile::tempdir().unwrap() };
+        let mut broker = Broker {
+            child: None,
+            port,
+            advertised: port,
+            storage: storage.to_owned(),
+            dir: tempfile::tempdir().unwrap(),
+        };
         broker.restart();
         broker
     }
@@ -357,8 +362,11 @@ pub(crate) fn until_end(broker: &Broker, out: &Path, log: &Path) {
 /// checkpoint's business, so any group finishes the same output.
 pub(crate) fn until_end_in(group: &str, broker: &Broker, out: &Path, log: &Path) {
     let file = std::fs::File::create(log).unwrap();
-    let mut child =
-        worker_in(group, broker, out, &["--until-end"]).stderr(Stdio::from(file)).stdout(Stdio::null()).spawn().unwrap();
+    let mut child = worker_in(group, broker, out, &["--until-end"])
+        .stderr(Stdio::from(file))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -413,8 +421,7 @@ impl Relay {
                 let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else { continue };
                 let cut = Arc::new(AtomicBool::new(false));
                 registry.lock().unwrap().push(Arc::clone(&cut));
-                for (mut from, mut to) in
-                    [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)]
+                for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)]
                 {
                     let cut = Arc::clone(&cut);
                     std::thread::spawn(move || {

@@ -246,13 +246,11 @@ impl Config {
                 ));
             }
         }
-        for (key, d) in
-            [
-                ("kafka.session_timeout", k.session_timeout),
-                ("kafka.commit_interval", k.commit_interval),
-                ("output.file_period", self.output.file_period),
-            ]
-        {
+        for (key, d) in [
+            ("kafka.session_timeout", k.session_timeout),
+            ("kafka.commit_interval", k.commit_interval),
+            ("output.file_period", self.output.file_period),
+        ] {
             if d.0 <= 0 {
                 return Err(value(key, &d.to_string(), "a duration above zero, like 5s"));
             }

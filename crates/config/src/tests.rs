@@ -331,7 +331,9 @@ sasl.username = "me"
 fn properties_that_omnimeter_sets_itself_are_refused() {
     let e = file_err("[kafka.properties]\n\"enable.auto.commit\" = \"true\"\n");
     assert!(
-        e.starts_with("kafka.properties.\"enable.auto.commit\" is set by omnimeter: omnimeter commits positions itself"),
+        e.starts_with(
+            "kafka.properties.\"enable.auto.commit\" is set by omnimeter: omnimeter commits positions itself"
+        ),
         "{e}"
     );
     let e = file_err("[kafka.properties]\n\"auto.offset.reset\" = \"earliest\"\n");

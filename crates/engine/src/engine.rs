@@ -294,6 +294,8 @@ pub struct PartitionEngine {
     live: LiveCounts,
     /// Raw bytes of the `rejected` rows in `ready`: they bound a batch as rows do.
     ready_raw_bytes: usize,
+    /// Journeys of `ready` already handed out by [`PartitionEngine::newly_closed`].
+    journeys_seen: usize,
 }
 
 impl PartitionEngine {
@@ -313,6 +315,7 @@ impl PartitionEngine {
             stats: Stats::default(),
             live: LiveCounts::default(),
             ready_raw_bytes: 0,
+            journeys_seen: 0,
         }
     }
 
@@ -550,6 +553,7 @@ impl PartitionEngine {
     pub fn take_rows(&mut self) -> Rows {
         self.windows.drain_journey_tables(&self.names, self.partition, &mut self.ready);
         self.ready_raw_bytes = 0;
+        self.journeys_seen = 0;
         std::mem::take(&mut self.ready)
     }
 
@@ -560,10 +564,13 @@ impl PartitionEngine {
         (ready + self.windows.pending_journey_rows(), self.ready_raw_bytes)
     }
 
-    /// The journeys closed since the last [`take_rows`](Self::take_rows), in close
-    /// order: metrics can follow closes without taking (and so reshaping) the rows.
-    pub fn ready_journeys(&self) -> &[JourneyRow] {
-        &self.ready.journeys
+    /// The journeys closed since the last call, in close order (they stay in the
+    /// rows [`take_rows`](Self::take_rows) hands out): metrics follow closes without
+    /// taking, and so reshaping, the rows.
+    pub fn newly_closed(&mut self) -> &[JourneyRow] {
+        let from = self.journeys_seen.min(self.ready.journeys.len());
+        self.journeys_seen = self.ready.journeys.len();
+        &self.ready.journeys[from..]
     }
 
     /// Live counts since the last call, for metrics (not part of checkpoints).

@@ -174,7 +174,13 @@ mod tests {
         };
         store.save(3, &cp).unwrap();
         assert_eq!(store.load(3).unwrap(), Some(cp.clone()));
-        let cp2 = Checkpoint { next_offset: 2000, closed: false, resume_offset: 2000, cut_settings: None, engine: vec![9; 1000] };
+        let cp2 = Checkpoint {
+            next_offset: 2000,
+            closed: false,
+            resume_offset: 2000,
+            cut_settings: None,
+            engine: vec![9; 1000],
+        };
         store.save(3, &cp2).unwrap();
         assert_eq!(store.load(3).unwrap(), Some(cp2.clone()));
         // A stale worker saving an older cut late does not move the partition back.
@@ -212,13 +218,7 @@ mod tests {
         assert!(err.contains("checksum mismatch") && err.contains(&path.display().to_string()), "{err}");
         fs::write(&path, b"nonsense").unwrap();
         assert!(store.load(3).is_err());
-        assert!(
-            fs::read_dir(&ckdir).unwrap().all(|e| !e
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".tmp"))
-        );
+        assert!(fs::read_dir(&ckdir).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
     }
 }
 

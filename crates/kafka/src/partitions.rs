@@ -41,8 +41,6 @@ struct Held {
     batch_start: Option<i64>,
     /// Cuts taken whose files or checkpoint are not durable yet, oldest first.
     unpublished: VecDeque<Cut>,
-    /// Closed journeys waiting in the engine that metrics have counted already.
-    journeys_counted: usize,
     committed: i64,
     /// A batch boundary at or before `next_offset` to seek to on resume (see [`Checkpoint::resume_offset`]).
     resume_offset: Option<i64>,
@@ -68,7 +66,6 @@ impl Held {
             next_offset: None,
             batch_start: None,
             unpublished: VecDeque::new(),
-            journeys_counted: 0,
             committed: -1,
             resume_offset: None,
             eof: false,
@@ -195,8 +192,8 @@ impl PartitionSet {
         {
             tracing::warn!(partition, error = %one_line(&e), "could not publish before releasing the partition; its next owner replays from the last checkpoint");
         }
-        if let Some(h) = self.held.remove(&partition) {
-            self.count_closed_journeys_of(&h);
+        if let Some(mut h) = self.held.remove(&partition) {
+            self.metrics.record_journeys(h.engine.newly_closed());
             self.released.add(&h.engine.stats().since(&h.baseline));
         }
         lock(&self.status).partitions.remove(&partition);
@@ -249,8 +246,7 @@ impl PartitionSet {
         if closing {
             h.engine.finish();
         }
-        metrics.record_journeys(&h.engine.ready_journeys()[h.journeys_counted..]);
-        h.journeys_counted = 0;
+        metrics.record_journeys(h.engine.newly_closed());
         let rows = h.engine.take_rows();
         let engine = h.engine.checkpoint().map_err(|e| Error::Restore { partition, source: e })?;
         let checkpoint = Checkpoint {
@@ -269,15 +265,9 @@ impl PartitionSet {
     /// follow the events without waiting for a cut.
     pub(crate) fn observe(&mut self) {
         for h in self.held.values_mut() {
-            let closed = h.engine.ready_journeys();
-            self.metrics.record_journeys(&closed[h.journeys_counted..]);
-            h.journeys_counted = closed.len();
+            self.metrics.record_journeys(h.engine.newly_closed());
             self.metrics.record_tally(&h.engine.take_tally());
         }
-    }
-
-    fn count_closed_journeys_of(&self, h: &Held) {
-        self.metrics.record_journeys(&h.engine.ready_journeys()[h.journeys_counted..]);
     }
 
     pub(crate) fn eof(&mut self, partition: i32) {
@@ -363,7 +353,12 @@ impl PartitionSet {
         }
     }
 
-    fn commit<C: ConsumerContext>(&mut self, partition: i32, consumer: &impl Consumer<C>, mode: CommitMode) -> Result<()> {
+    fn commit<C: ConsumerContext>(
+        &mut self,
+        partition: i32,
+        consumer: &impl Consumer<C>,
+        mode: CommitMode,
+    ) -> Result<()> {
         let Some(h) = self.held.get_mut(&partition) else { return Ok(()) };
         let Some(next) = h.next_offset.filter(|&n| n > h.committed) else { return Ok(()) };
         let mut tpl = TopicPartitionList::new();
@@ -400,7 +395,10 @@ impl PartitionSet {
     /// librdkafka found an offset out of range (it does not say which partition).
     /// Returns the ranges that are gone; with `on_data_loss = "skip"` they are
     /// recorded and the partitions moved past them.
-    pub(crate) fn check_data_loss<C: ConsumerContext>(&mut self, consumer: &impl Consumer<C>) -> Result<Vec<LostRange>> {
+    pub(crate) fn check_data_loss<C: ConsumerContext>(
+        &mut self,
+        consumer: &impl Consumer<C>,
+    ) -> Result<Vec<LostRange>> {
         let mut lost = Vec::new();
         // Partitions whose log now starts past where they stand, and that start.
         let mut moved: Vec<(i32, i64)> = Vec::new();
@@ -411,7 +409,8 @@ impl PartitionSet {
                 (Some(n), None) => n,
                 (None, _) => continue, // starting at the log start, whatever it is
             };
-            let (low, high) = consumer.fetch_watermarks(&self.topic, p, Duration::from_secs(10)).map_err(Error::Kafka)?;
+            let (low, high) =
+                consumer.fetch_watermarks(&self.topic, p, Duration::from_secs(10)).map_err(Error::Kafka)?;
             let next = h.next_offset.unwrap_or(needed);
             if low <= needed && needed > high && high >= 0 {
                 // Checked only when the log start explains nothing: some brokers (tansu

@@ -92,7 +92,11 @@ impl WorkerStatus {
         let total: u64 = self.lost.iter().map(|(_, n)| n).sum();
         let ranges: Vec<String> = self.lost.iter().map(|(r, _)| r.to_string()).collect();
         (total > 0).then(|| {
-            format!("{total} offsets of {} lost to the broker's retention and skipped: {}", self.topic, ranges.join(", "))
+            format!(
+                "{total} offsets of {} lost to the broker's retention and skipped: {}",
+                self.topic,
+                ranges.join(", ")
+            )
         })
     }
 

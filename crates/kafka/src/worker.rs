@@ -291,7 +291,9 @@ fn poll_loop(
     let mut last_warning: Option<Instant> = None;
     loop {
         if stop.load(Ordering::Relaxed) {
-            tracing::info!("stopping: publishing finished batches and committing; open journeys stay in the checkpoints");
+            tracing::info!(
+                "stopping: publishing finished batches and committing; open journeys stay in the checkpoints"
+            );
             let mut s = lock(set);
             s.observe();
             let published = s.publish_all();
@@ -307,7 +309,9 @@ fn poll_loop(
         match polled {
             None => {}
             Some(Ok(m)) => {
-                if s.push(m.partition(), m.offset(), m.key(), m.payload().unwrap_or_default())? && !s.output_failing {
+                let cut = s.push(m.partition(), m.offset(), m.key(), m.payload().unwrap_or_default())?;
+                // A completed cut is published at once, unless a failed one waits for its retry.
+                if cut && !s.output_failing {
                     next_publish = Some(Instant::now());
                 }
             }
