@@ -8,7 +8,10 @@
 //! on pre-decoded events), `file` (file mode end to end, and pinned to one core),
 //! `scale-file` (two file-mode processes on two cores vs one), `duckdb` (the same
 //! `journeys` table in DuckDB SQL), `journeys` (memory per open journey), `kafka`
-//! (a worker next to a raw consume on a local tansu broker, then two workers vs one).
+//! (a worker next to a raw consume on a local tansu broker, then two workers vs one),
+//! `identity` (memory per identity; the resolve stage's state machine next to the
+//! engine on identity traffic), `identity-kafka` (`omnimeter resolve` next to `run` on
+//! the same broker and events, and the hold's latency on live traffic).
 //!
 //! In-process sections run in a child process (this binary again, with `--section`)
 //! so that the peak RSS each reports (VmHWM) is its own. Wall-clock figures are the
@@ -32,7 +35,8 @@ use omnimeter_generate::{GenConfig, Generator};
 
 const RUNS: usize = 3;
 const OMNIMETER: &str = env!("CARGO_BIN_EXE_omnimeter");
-const SECTIONS: [&str; 8] = ["decode", "engine", "file", "scale-file", "duckdb", "journeys", "kafka", "files"];
+const SECTIONS: [&str; 10] =
+    ["decode", "engine", "file", "scale-file", "duckdb", "journeys", "kafka", "files", "identity", "identity-kafka"];
 
 /// One line of the final table.
 struct Figure {
@@ -104,6 +108,16 @@ fn main() {
     if run("files") {
         notes.extend(live_files());
     }
+    if run("identity") {
+        table.push(in_child("identity-book", &input, events));
+        table.push(in_child("identity-resolver", &input, events));
+        table.push(in_child("identity-engine", &input, events));
+    }
+    if run("identity-kafka") {
+        let (figs, id_notes) = identity_kafka(events as usize);
+        table.extend(figs);
+        notes.extend(id_notes);
+    }
 
     println!();
     println!("omnimeter performance, {events} generated events ({:.1} MiB NDJSON)", mib(bytes));
@@ -162,6 +176,9 @@ fn child(section: &str, input: &Path, events: u64) {
         "decode" => decode_alone(input),
         "engine" => engine_alone(input),
         "journeys" => open_journeys(events),
+        "identity-book" => identity_book(events),
+        "identity-resolver" => identity_stage(events, true),
+        "identity-engine" => identity_stage(events, false),
         other => panic!("unknown section {other}"),
     };
     println!("FIGURE\t{}\t{}\t{}\t{}\t{}", f.what, f.events, f.secs, f.rss.map_or(-1, |b| b as i64), f.note);
@@ -226,7 +243,8 @@ fn open_journeys(journeys: u64) -> Figure {
     const CHANNELS: [&str; 7] = ["web", "app", "phone", "chat", "whatsapp", "email", "store"];
     const TYPES: [&str; 3] = ["touch", "contact", "request_opened"];
     let rss = || status_kib(&std::fs::read_to_string("/proc/self/status").unwrap(), "VmRSS:").unwrap() * 1024;
-    let mut engine = PartitionEngine::new(EngineConfig::default(), 0);
+    // As a `run` worker has it (no identity hold: that is measured by `identity`).
+    let mut engine = PartitionEngine::new(EngineConfig { resolve_identities: false, ..EngineConfig::default() }, 0);
     // All events within 20 minutes of event time, less than the 30-minute gap: no journey
     // closes; the last 5 s (allowed lateness) stay in the reorder buffer.
     let span_ms = 20 * 60_000;
@@ -268,6 +286,112 @@ fn open_journeys(journeys: u64) -> Figure {
         estimate as f64 / held.max(1) as f64
     );
     Figure::new("open journeys (memory)", events, secs, Some(peak_rss()), note)
+}
+
+/// Identity traffic (SPEC §6 stories: cookies, phones, loyalty cards, shared phones).
+fn identity_lines(events: u64, seed: u64) -> Vec<Vec<u8>> {
+    let cfg = GenConfig { customers: (events / 8).max(1), days: 1, seed, identities: true, ..GenConfig::default() };
+    let mut g = Generator::new(cfg);
+    let mut out = Vec::with_capacity(events as usize);
+    let mut line = Vec::new();
+    while (out.len() as u64) < events && g.next_event(&mut line).is_some() {
+        out.push(std::mem::take(&mut line));
+    }
+    out
+}
+
+/// Memory per owned identity: `n` links of distinct identities learned by an
+/// [`IdentityBook`] (what every resolver, and file mode, holds for good).
+fn identity_book(n: u64) -> Figure {
+    use omnimeter_engine::identity::{IdentityBook, PendingLink};
+    const T0: i64 = 1_793_606_400_000;
+    let rss = || status_kib(&std::fs::read_to_string("/proc/self/status").unwrap(), "VmRSS:").unwrap() * 1024;
+    let before = rss();
+    let started = Instant::now();
+    let mut book = IdentityBook::default();
+    let mut rows = Vec::new();
+    for i in 0..n {
+        // 16-byte values like "ck-00000000a3f1" and 12-byte customer ids: inline strings.
+        let link = PendingLink {
+            ts: T0 + i as i64,
+            event_id: format!("e{i:011}").into(),
+            customer_id: format!("cust-{:07}", i / 3).into(),
+            identities: vec![("cookie".into(), format!("ck-{i:012x}").into())],
+        };
+        book.add_link(link);
+        if i % 10_000 == 9_999 {
+            book.learn_all(0, &mut rows);
+            rows.clear();
+        }
+    }
+    book.learn_all(0, &mut rows);
+    drop(rows);
+    let secs = started.elapsed().as_secs_f64();
+    let grown = rss().saturating_sub(before);
+    let note = format!(
+        "{} owned identities: {:.0} B RSS per identity; estimate {:.0} B",
+        book.owned(),
+        grown as f64 / n as f64,
+        book.estimated_bytes() as f64 / n as f64
+    );
+    Figure::new("identity owners (memory)", n, secs, Some(peak_rss()), note)
+}
+
+/// One raw partition of identity traffic through the resolve stage's state machine
+/// (`resolver`: push, link log, release with the partition's own watermark as the global
+/// one) or through the file-mode engine, which resolves and folds journeys too.
+fn identity_stage(events: u64, resolver: bool) -> Figure {
+    use omnimeter_engine::PartitionResolver;
+    use omnimeter_engine::identity::IdentityBook;
+    let lines = identity_lines(events, 9);
+    let n = lines.len() as u64;
+    let mut best = f64::INFINITY;
+    let mut held_peak = 0usize;
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        if resolver {
+            let mut r = PartitionResolver::new(0, 6, 5_000, 30 * 60_000);
+            let mut book = IdentityBook::default();
+            let mut out = Vec::new();
+            let mut sent = 0u64;
+            for (offset, line) in lines.iter().enumerate() {
+                let (link, pass) = r.push(line, offset as i64);
+                if let Some(l) = link {
+                    book.add_link(l);
+                }
+                sent += u64::from(pass.is_some());
+                if offset % 1_000 == 999 {
+                    let g = r.watermark().unwrap_or(i64::MIN);
+                    book.learn_below(g, 0, &mut Vec::new());
+                    r.release(g, false, &book, 1, &mut out);
+                    held_peak = held_peak.max(r.held());
+                    sent += out.len() as u64;
+                    out.clear();
+                }
+            }
+            book.learn_below(i64::MAX, 0, &mut Vec::new());
+            r.release(i64::MAX, true, &book, 1, &mut out);
+            black_box((sent, out.len()));
+        } else {
+            let mut e = PartitionEngine::new(EngineConfig::default(), 0);
+            for (offset, line) in lines.iter().enumerate() {
+                e.push(line, offset as i64);
+                if offset % 1_000_000 == 999_999 {
+                    black_box(e.take_rows());
+                }
+            }
+            e.finish();
+            black_box(e.take_rows());
+        }
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    if resolver {
+        let note = format!("`PartitionResolver` push + release every 1,000 events; up to {held_peak} events held");
+        Figure::new("resolve stage alone (identity traffic)", n, best, Some(peak_rss()), note)
+    } else {
+        let note = "file-mode engine on the same identity traffic: resolves and folds journeys";
+        Figure::new("engine alone (identity traffic)", n, best, Some(peak_rss()), note)
+    }
 }
 
 // ---------------------------------------------------------------- subprocess sections
@@ -357,7 +481,8 @@ fn scale_file(input: &Path, dir: &Path) -> (Figure, Figure, String) {
     let mut halves = [Vec::new(), Vec::new()];
     let mut counts = [0u64; 2];
     for line in lines(&text) {
-        let h = decode(line).map_or(0, |e| e.customer_id.bytes().fold(0u32, |h, b| h.wrapping_mul(31) + u32::from(b)));
+        let h =
+            decode(line).map_or(0, |e| e.routing_key().bytes().fold(0u32, |h, b| h.wrapping_mul(31) + u32::from(b)));
         let half = (h % 2) as usize;
         halves[half].extend_from_slice(line);
         halves[half].push(b'\n');
@@ -671,4 +796,122 @@ fn cpu_model() -> String {
 fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map_or("?".into(), |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+}
+
+/// `omnimeter resolve` next to `omnimeter run` on the same broker and the same identity
+/// events (6 raw partitions), then `run` on the resolved topic; and the hold's latency
+/// on live traffic (event time = wall time) with a short `identify_wait`.
+fn identity_kafka(events: usize) -> (Vec<Figure>, Vec<String>) {
+    let broker = util::kafka::Broker::start();
+    broker.create_topic("raw", PARTITIONS as u32);
+    let lines = identity_lines(events as u64, 4);
+    let n = lines.len() as u64;
+    broker.produce("raw", &lines);
+    drop(lines);
+    let dir = tempfile::tempdir().unwrap();
+    let resolve = |raw: &str, out: &str, extra: &[&str]| {
+        let mut cmd = Command::new(OMNIMETER);
+        cmd.args(["resolve", "--brokers", &broker.addr(), "--topic", raw, "--output-topic", out, "--output"])
+            .arg(dir.path().join(format!("ckpt-{out}")))
+            .args(extra)
+            .env("OMNIMETER_RESOLVE_LOG_TOPIC", format!("{out}-log"))
+            .env("OMNIMETER_RESOLVE_GROUP", format!("{out}-resolvers"))
+            .env("OMNIMETER_LOG", "warn");
+        cmd
+    };
+    let run = |topic: &str, input: &str, out: &str| {
+        let mut cmd = Command::new(OMNIMETER);
+        cmd.args(["run", "--brokers", &broker.addr(), "--topic", topic, "--group", out, "--until-end", "--output"])
+            .arg(dir.path().join(out))
+            .env("OMNIMETER_KAFKA_INPUT", input)
+            .env("OMNIMETER_LOG", "warn");
+        cmd
+    };
+    let (res_secs, res_rss, _) = timed(&mut resolve("raw", "resolved", &["--until-end"]));
+    let (raw_secs, raw_rss, _) = timed(&mut run("raw", "raw", "run-raw"));
+    let (run_secs, run_rss, _) = timed(&mut run("resolved", "resolved", "run-resolved"));
+    let figs = vec![
+        Figure::new("Kafka `resolve` (1 resolver)", n, res_secs, res_rss, "raw → resolved topic, `--until-end`"),
+        Figure::new("Kafka `run` on the raw topic", n, raw_secs, raw_rss, "same events, no resolve stage"),
+        Figure::new("Kafka `run` on the resolved topic", n, run_secs, run_rss, "after `resolve`; markers drive it"),
+    ];
+    let mut notes = vec![format!(
+        "identity on Kafka: resolve {:.2}x the time of run on the raw topic; resolve + run {:.2}x",
+        res_secs / raw_secs,
+        (res_secs + run_secs) / raw_secs
+    )];
+    notes.push(hold_latency(&broker, &dir));
+    (figs, notes)
+}
+
+/// Live traffic stamped with the wall clock through a resolver with `identify_wait` = 2 s:
+/// how long after its event time each message reaches the resolved topic.
+fn hold_latency(broker: &util::kafka::Broker, dir: &tempfile::TempDir) -> String {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    const WAIT_MS: i64 = 2_000;
+    broker.create_topic("live-raw", PARTITIONS as u32);
+    broker.create_topic("live-resolved", PARTITIONS as u32);
+    broker.create_topic("live-resolved-log", 1);
+    let mut resolver = Command::new(OMNIMETER)
+        .args(["resolve", "--brokers", &broker.addr(), "--topic", "live-raw", "--output-topic", "live-resolved"])
+        .args(["--identify-wait", "2s", "--allowed-lateness", "1s", "--output"])
+        .arg(dir.path().join("ckpt-live"))
+        .env("OMNIMETER_RESOLVE_LOG_TOPIC", "live-resolved-log")
+        .env("OMNIMETER_RESOLVE_GROUP", "live-resolvers")
+        .env("OMNIMETER_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut producer = Command::new(OMNIMETER)
+        .args(["generate", "--identities", "--start", "now", "--rate", "1000", "--max-events", "20000"])
+        .args(["--disorder", "500ms", "--customers", "20000", "--brokers", &broker.addr(), "--topic", "live-raw"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.addr())
+        .set("group.id", "bench-latency")
+        .set("fetch.wait.max.ms", "20")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset("live-resolved", p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let now_ms = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let (mut held, mut passed) = (Vec::new(), Vec::new());
+    let until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < until {
+        let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else { continue };
+        let header = m.headers().and_then(|h| h.iter().find(|h| h.key == "omnimeter-fwd").and_then(|h| h.value));
+        let Some(fwd) = header.and_then(omnimeter_engine::Forwarded::parse) else { continue };
+        let Ok(event) = decode(m.payload().unwrap_or_default()) else { continue };
+        let late = now_ms() - event.ts;
+        match fwd {
+            omnimeter_engine::Forwarded::Event { stream: 1, .. } => held.push(late),
+            omnimeter_engine::Forwarded::Event { .. } => passed.push(late),
+            _ => {}
+        }
+    }
+    let _ = producer.wait();
+    let _ = resolver.kill();
+    let _ = resolver.wait();
+    let pct = |v: &mut Vec<i64>, p: f64| {
+        v.sort_unstable();
+        v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1))).copied().unwrap_or(-1)
+    };
+    format!(
+        "hold latency (live 1,000 ev/s, identify_wait 2 s, allowed_lateness 1 s): anonymous events reach the resolved topic p50 {} ms / p99 {} ms after their event time ({} events; the wait itself is {WAIT_MS} ms + lateness); events with a customer p50 {} ms / p99 {} ms ({})",
+        pct(&mut held, 0.5),
+        pct(&mut held, 0.99),
+        held.len(),
+        pct(&mut passed, 0.5),
+        pct(&mut passed, 0.99),
+        passed.len()
+    )
 }

@@ -31,6 +31,11 @@ fn public_late_tables_match_expected() {
 }
 
 #[test]
+fn public_identity_tables_match_expected() {
+    golden("public-identity");
+}
+
+#[test]
 fn summary_counts_match_the_sample_summary() {
     let out = tempfile::tempdir().unwrap();
     let input = repo().join("tests/data/public-late.ndjson");

@@ -1,5 +1,5 @@
 //! Metrics and the deploy kit against real parts: a Prometheus server (Debian's
-//! `prometheus`) scraping omnimeter over the public sample, checked against the
+//! `prometheus`) scraping omnimeter over the public samples (identity included), checked against the
 //! expected tables through Prometheus' HTTP API; promtool over the shipped config,
 //! rules and rule tests; the dashboard's PromQL through the same Prometheus.
 
@@ -27,7 +27,7 @@ fn spawn_file_mode(input: &str, out: &std::path::Path, addr: &str) -> KillOnDrop
 
 #[test]
 fn a_real_prometheus_scrapes_what_the_expected_tables_say() {
-    for sample in ["public-sample", "public-late"] {
+    for sample in ["public-sample", "public-late", "public-identity"] {
         scrape_and_check(sample);
     }
 }

@@ -29,6 +29,10 @@ pub(crate) enum Command {
     Demo(crate::demo::DemoArgs),
     /// A self-contained HTML journey report from an output folder's Parquet tables.
     Report(crate::report::ReportArgs),
+    /// The identity stage (SPEC §6): reads the raw topic, stitches events known only by
+    /// a cookie, phone or card to their customer across partitions, and writes them
+    /// to the topic `run` workers read (`kafka.input = "resolved"`).
+    Resolve(crate::resolve_mode::ResolveArgs),
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +101,9 @@ pub(crate) struct EngineArgs {
     /// Path segments kept before `>…` [default: 12].
     #[arg(long, value_name = "N")]
     pub(crate) max_path: Option<usize>,
+    /// How long after an anonymous event a link still claims it (SPEC §6) [default: 30m].
+    #[arg(long, value_name = "D")]
+    pub(crate) identify_wait: Option<DurationMs>,
 }
 
 impl EngineArgs {
@@ -115,6 +122,9 @@ impl EngineArgs {
             allowed_lateness: self.allowed_lateness.unwrap_or(base.allowed_lateness),
             reply_sla: self.reply_sla.unwrap_or(base.reply_sla),
             max_path: self.max_path.unwrap_or(base.max_path),
+            identify_wait: self.identify_wait.unwrap_or(base.identify_wait),
+            resolve_identities: base.resolve_identities,
+            resolved_input: base.resolved_input,
         }
     }
 }

@@ -12,7 +12,9 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use omnimeter_engine::{CutRule, DurationMs, EngineConfig, PartitionEngine, RejectReason, Rows, Stats, TABLES};
+use omnimeter_engine::{
+    CutRule, DurationMs, EngineConfig, IdentityCounts, PartitionEngine, RejectReason, Rows, Stats, TABLES,
+};
 use omnimeter_http::{BackgroundServer, Probe};
 use omnimeter_metrics::{Metrics, MetricsSettings, PartitionHealth};
 use omnimeter_parquet::ParquetSink;
@@ -102,7 +104,8 @@ pub(crate) struct Summary {
     pub(crate) lines: u64,
     pub(crate) blank: u64,
     pub(crate) stats: Stats,
-    pub(crate) rows: [u64; 8],
+    pub(crate) rows: [u64; TABLES.len()],
+    pub(crate) identity: IdentityCounts,
     pub(crate) files: u64,
     pub(crate) elapsed: Duration,
 }
@@ -117,9 +120,19 @@ impl Summary {
             .collect();
         let rows: Vec<String> = TABLES.iter().zip(self.rows).map(|(t, n)| format!("{t}={n}")).collect();
         let secs = self.elapsed.as_secs_f64();
+        let id = &self.identity;
+        // Only inputs with identities say anything about them (SPEC §6).
+        let identity = if id.links + id.conflicts + id.resolved + id.unresolved > 0 {
+            format!(
+                ", identities {} linked, {} conflicts, anonymous events {} resolved, {} not",
+                id.links, id.conflicts, id.resolved, id.unresolved
+            )
+        } else {
+            String::new()
+        };
         let rss = peak_rss_bytes().map_or(String::new(), |b| format!(", peak RSS {:.1} MiB", b as f64 / 1048576.0));
         format!(
-            "omnimeter: {} events ({} lines, {} blank), {} processed, rejected {} ({}), late {}, duplicates {}, journeys {}, rows {}, {} files, {:.2}s, {:.0} events/s{rss}",
+            "omnimeter: {} events ({} lines, {} blank), {} processed, rejected {} ({}), late {}, duplicates {}, journeys {}{identity}, rows {}, {} files, {:.2}s, {:.0} events/s{rss}",
             s.inputs,
             self.lines,
             self.blank,
@@ -213,8 +226,15 @@ fn fold_input(
     let mut engine = PartitionEngine::new(cfg, 0);
     let mut cut_rule = CutRule::new(cuts.period, cuts.rows, &engine);
     let (mut offset, mut blank, mut batch_first) = (0i64, 0u64, 0i64);
-    let mut summary =
-        Summary { lines: 0, blank: 0, stats: Stats::default(), rows: [0; 8], files: 0, elapsed: Duration::ZERO };
+    let mut summary = Summary {
+        lines: 0,
+        blank: 0,
+        stats: Stats::default(),
+        rows: [0; TABLES.len()],
+        identity: IdentityCounts::default(),
+        files: 0,
+        elapsed: Duration::ZERO,
+    };
     let mut last_progress = Instant::now();
     let mut last_metrics = Instant::now();
     loop {
@@ -268,6 +288,7 @@ fn fold_input(
     summary.lines = offset as u64;
     summary.blank = blank;
     summary.stats = engine.stats().clone();
+    summary.identity = engine.identity_counts();
     Ok(summary)
 }
 
@@ -285,7 +306,7 @@ fn observe(m: &Metrics, engine: &mut PartitionEngine) {
     };
     m.set_partitions("", &[health]);
     m.set_active_journeys(engine.open_journeys());
-    m.advance_windows(engine.watermark());
+    m.advance_windows(engine.journey_watermark());
 }
 
 /// Hands the batch that ends here to the writers.
@@ -320,8 +341,12 @@ fn flush(engine: &mut PartitionEngine, writers: &Writers, first_offset: i64, met
 }
 
 /// A writer thread: writes each batch in order; row and file counts by table at the end.
-fn write_loop(batches: Receiver<Batch>, sink: &ParquetSink, metrics: Option<&Metrics>) -> Result<([u64; 8], u64)> {
-    let (mut rows, mut files) = ([0u64; 8], 0u64);
+fn write_loop(
+    batches: Receiver<Batch>,
+    sink: &ParquetSink,
+    metrics: Option<&Metrics>,
+) -> Result<([u64; TABLES.len()], u64)> {
+    let (mut rows, mut files) = ([0u64; TABLES.len()], 0u64);
     for (batch, first_offset) in batches {
         let report = sink.write_batch(&batch, 0, first_offset).context("writing Parquet")?;
         if let Some(m) = metrics {

@@ -1,5 +1,6 @@
 //! `omnimeter generate`: seeded synthetic omnichannel traffic as NDJSON on stdout,
-//! or produced to a Kafka topic keyed by `customer_id`, optionally at a live rate.
+//! or produced to a Kafka topic keyed by `customer_id` (by `type:value` of the smallest identity
+//! for an event without one, SPEC §6), optionally at a live rate.
 
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
@@ -7,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use omnimeter_engine::DurationMs;
-use omnimeter_generate::{GenConfig, Generator, customer_id};
+use omnimeter_generate::{GenConfig, Generator};
 use omnimeter_kafka::EventProducer;
 
 #[derive(Debug, Args, Clone)]
@@ -36,6 +37,11 @@ pub(crate) struct GenerateArgs {
     /// Share of events sent twice (0 to 1).
     #[arg(long, value_name = "F", default_value_t = 0.0)]
     pub(crate) duplicate_rate: f64,
+    /// Add identity stories (SPEC §6): anonymous web visits under a cookie that log in soon,
+    /// late or never, calls and WhatsApp messages by phone number, store visits by loyalty
+    /// card, household phones shared by two customers.
+    #[arg(long)]
+    pub(crate) identities: bool,
     /// Stop after this many lines (default: when every story has ended).
     #[arg(long, value_name = "N")]
     pub(crate) max_events: Option<u64>,
@@ -78,6 +84,7 @@ impl GenerateArgs {
             disorder_ms: self.disorder.0.max(0),
             bad_rate: self.bad_rate,
             duplicate_rate: self.duplicate_rate,
+            identities: self.identities,
         })
     }
 }
@@ -167,7 +174,7 @@ pub(crate) fn run(args: &GenerateArgs) -> Result<()> {
                 line.clear();
                 let Some(meta) = generator.next_event(&mut line) else { break };
                 lines += 1;
-                producer.send(customer_id(meta.customer).as_bytes(), &line).context("producing")?;
+                producer.send(meta.key().as_bytes(), &line).context("producing")?;
                 pacer.wait(lines);
                 progress.tick(lines, meta.ts);
             }

@@ -206,7 +206,7 @@ pub(crate) async fn until_set(flag: Arc<AtomicBool>) {
     }
 }
 
-async fn stop_on_signal(stop: Arc<AtomicBool>) {
+pub(crate) async fn stop_on_signal(stop: Arc<AtomicBool>) {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

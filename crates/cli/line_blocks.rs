@@ -69,10 +69,12 @@ struct DecodedEvent {
     value: Option<f64>,
     event_type: EventType,
     event_id: Text,
-    customer_id: Text,
+    customer_id: Option<Text>,
     journey_id: Option<Text>,
     channel: Text,
     step: Option<Text>,
+    /// Empty (no allocation) for the events that have none.
+    identities: Vec<(Text, Text)>,
 }
 
 impl Block {
@@ -109,10 +111,11 @@ impl Block {
                             value: e.value,
                             event_type: e.event_type,
                             event_id: keep(&e.event_id),
-                            customer_id: keep(&e.customer_id),
+                            customer_id: e.customer_id.as_ref().map(&mut keep),
                             journey_id: e.journey_id.as_ref().map(&mut keep),
                             channel: keep(&e.channel),
                             step: e.step.as_ref().map(&mut keep),
+                            identities: e.identities.iter().map(|(t, v)| (keep(t), keep(v))).collect(),
                         })
                     }
                     Err(reason) => Decoded::Rejected(reason),
@@ -142,12 +145,18 @@ impl Block {
                 Decoded::Event(e) => Some(Ok(Event {
                     event_id: Cow::Borrowed(text(e.event_id)),
                     ts: e.ts,
-                    customer_id: Cow::Borrowed(text(e.customer_id)),
+                    customer_id: e.customer_id.map(|t| Cow::Borrowed(text(t))),
                     journey_id: e.journey_id.map(|t| Cow::Borrowed(text(t))),
                     channel: Cow::Borrowed(text(e.channel)),
                     event_type: e.event_type,
                     step: e.step.map(|t| Cow::Borrowed(text(t))),
                     value: e.value,
+                    identities: e
+                        .identities
+                        .iter()
+                        .map(|&(t, v)| (Cow::Borrowed(text(t)), Cow::Borrowed(text(v))))
+                        .collect(),
+                    anonymous: false,
                 })),
             };
             (raw, decoded)

@@ -10,6 +10,7 @@ mod kafka_mode;
 mod line_blocks;
 mod output;
 mod report;
+mod resolve_mode;
 
 use std::process::ExitCode;
 
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
         Command::Generate(g) => generate::run(&g).map_err(Failure::Usage),
         Command::Demo(d) => demo::run(&d).map_err(Failure::Runtime),
         Command::Report(r) => report::run(&r).map_err(Failure::Usage),
+        Command::Resolve(r) => resolve_mode::run(&r),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -94,5 +94,44 @@ claims = {v["name"] for v in apod["volumes"] if v.get("persistentVolumeClaim", {
 alt_url = [e["value"] for e in ac["env"] if e["name"] == "OMNIMETER_OUTPUT_URL"]
 alt_mounts = {m["mountPath"] for m in ac["volumeMounts"] if m["name"] in claims}
 need(len(alt_url) == 1 and alt_url[0] in alt_mounts, "OMNIMETER_OUTPUT_URL is the mounted claim")
+# The identity stage (SPEC §6): resolvers in front of the workers, as a component.
+id_dir = os.path.join(d, "identity")
+idc = {}
+for name in sorted(os.listdir(id_dir)):
+    if name.endswith(".yaml"):
+        for doc in yaml.safe_load_all(open(os.path.join(id_dir, name))):
+            if doc:
+                idc[(doc.get("kind"), (doc.get("metadata") or {}).get("name"), name)] = doc
+def one(kind, name):
+    found = [v for (k, n, _), v in idc.items() if k == kind and n == name]
+    need(len(found) == 1, "identity/ has %s %s" % (kind, name))
+    return found[0] if found else {}
+comp = one("Component", None)
+need(all(os.path.exists(os.path.join(id_dir, r)) for r in comp.get("resources", [])), "identity/ lists existing files")
+need(all(os.path.exists(os.path.join(id_dir, p["path"])) for p in comp.get("patches", [])), "identity/ patches exist")
+need("- identity" in kustom_text, "kustomization.yaml says how to turn the identity stage on")
+rcfg = tomllib.loads(one("ConfigMap", "omnimeter-resolve")["data"]["omnimeter.toml"])
+need(set(rcfg) <= {"kafka", "output", "engine", "metrics", "resolve"}, "resolver config sections are omnimeter's")
+rdep = one("Deployment", "omnimeter-resolve")
+rpod = rdep["spec"]["template"]
+rc = rpod["spec"]["containers"][0]
+need(rc["args"][0] == "resolve", "the resolver Deployment runs `omnimeter resolve`")
+need(any(v.get("configMap", {}).get("name") == "omnimeter-resolve" for v in rpod["spec"]["volumes"]),
+     "resolvers mount their own config")
+need(rc["readinessProbe"]["httpGet"]["path"] == "/readyz", "resolver readiness on /readyz")
+rso = one("ScaledObject", "omnimeter-resolve")["spec"]
+rt = rso["triggers"][0]["metadata"]
+need(rso["scaleTargetRef"]["name"] == rdep["metadata"]["name"], "KEDA scales the resolvers")
+need(rt["consumerGroup"] == rcfg["resolve"]["group"], "KEDA watches the resolvers' group")
+need(rt["topic"] in rcfg["kafka"]["topics"], "KEDA watches the raw topic for resolvers")
+need(rt.get("allowIdleConsumers") == "false", "KEDA never exceeds the raw partition count")
+runcfg = tomllib.loads(one("ConfigMap", "omnimeter")["data"]["omnimeter.toml"])
+need(runcfg["kafka"]["topics"] == [rcfg["resolve"]["output_topic"]], "run workers read the resolvers' output topic")
+need(runcfg["kafka"].get("input") == "resolved", "run workers take it as resolved input")
+need(runcfg["kafka"]["group"] != rcfg["resolve"]["group"], "resolvers and workers are different groups")
+runso = one("ScaledObject", "omnimeter")["spec"]["triggers"][0]["metadata"]
+need(runso["topic"] == rcfg["resolve"]["output_topic"], "the workers' KEDA trigger follows them to the resolved topic")
+need(rcfg["output"]["url"] == runcfg["output"]["url"], "resolvers keep checkpoints in the same bucket")
+
 if problems:
     sys.exit("%d problem(s)" % len(problems))

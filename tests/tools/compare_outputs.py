@@ -6,7 +6,8 @@
 Each side may be several output roots (comma-separated), read together: for
 example the Kafka run on one side and one file-mode run per partition on the
 other. journeys compare as multisets of rows (partition ignored); window tables
-after summing rows with the same key; rejected as multisets of (reason, raw).
+after summing rows with the same key; rejected as multisets of (reason, raw);
+identities (SPEC §6) as multisets of rows (partition ignored).
 Prints one line per table; exits 1 on any difference.
 """
 import os
@@ -16,7 +17,8 @@ import duckdb
 
 JOURNEY_COLS = ["customer_id", "journey_id", "epoch_ms(start_ts)", "epoch_ms(end_ts)", "duration_ms", "events", "path",
                 "hops", "channels", "first_channel", "last_channel", "outcome", "round(conversion_value, 6)",
-                "resolution_ms", "first_contact_resolution", "repeat_contacts", "unanswered_contacts", "errors"]
+                "resolution_ms", "first_contact_resolution", "repeat_contacts", "unanswered_contacts", "errors",
+                "coalesce(anonymous_events, 0)"]
 AGG = {
     "activity": (["channel", "type"], ["events"]),
     "transitions": (["from_channel", "to_channel"], ["hops"]),
@@ -48,7 +50,7 @@ def main():
     a_roots, b_roots = sys.argv[1], sys.argv[2]
     db = duckdb.connect()
     bad = 0
-    tables = ["journeys"] + list(AGG) + ["rejected"]
+    tables = ["journeys"] + list(AGG) + ["rejected", "identities"]
     for t in tables:
         sa, sb = source(a_roots, t), source(b_roots, t)
         if sa is None and sb is None:
@@ -62,6 +64,8 @@ def main():
             q = "SELECT %s FROM %%s" % ", ".join(JOURNEY_COLS)
         elif t == "rejected":
             q = "SELECT reason, coalesce(raw_text, '<binary>') FROM %s"
+        elif t == "identities":
+            q = "SELECT identity_type, identity_value, customer_id, epoch_ms(linked_ts), conflict FROM %s"
         else:
             keys, metrics = AGG[t]
             k = ", ".join(["epoch_ms(window_start)"] + keys)

@@ -178,9 +178,15 @@ impl Drop for Broker {
     }
 }
 
+/// The key SPEC §6 asks of producers: `customer_id`, else the smallest identity as `type:value`.
 fn customer_key(line: &[u8]) -> Option<Vec<u8>> {
     let v: serde_json::Value = serde_json::from_slice(line).ok()?;
-    v.get("customer_id")?.as_str().map(|s| s.as_bytes().to_vec())
+    if let Some(c) = v.get("customer_id").and_then(|c| c.as_str()) {
+        return Some(c.as_bytes().to_vec());
+    }
+    let ids = v.get("identities")?.as_object()?;
+    let (t, value) = ids.iter().filter_map(|(t, v)| Some((t.as_str(), v.as_str()?))).min()?;
+    Some(format!("{t}:{value}").into_bytes())
 }
 
 type Placed = Arc<Mutex<Vec<Option<(i32, i64)>>>>;

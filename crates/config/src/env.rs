@@ -56,6 +56,13 @@ pub(crate) const KEYS: &[(&str, &str, Kind)] = &[
     ("engine", "allowed_lateness", Kind::Text),
     ("engine", "reply_sla", Kind::Text),
     ("engine", "max_path", Kind::Integer),
+    ("engine", "identify_wait", Kind::Text),
+    ("kafka", "input", Kind::Text),
+    ("resolve", "group", Kind::Text),
+    ("resolve", "output_topic", Kind::Text),
+    ("resolve", "output_partitions", Kind::Integer),
+    ("resolve", "log_topic", Kind::Text),
+    ("resolve", "idle_timeout", Kind::Text),
     ("metrics", "addr", Kind::Text),
     ("metrics", "label_limit", Kind::Integer),
 ];

@@ -26,6 +26,47 @@ pub struct Config {
     pub output: OutputConfig,
     pub engine: EngineSection,
     pub metrics: MetricsConfig,
+    pub resolve: ResolveConfig,
+}
+
+/// What `run` workers read: raw events, or a resolve stage's output (SPEC §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", expecting = "\"raw\" or \"resolved\"")]
+pub enum KafkaInput {
+    /// Events as producers wrote them; an event without customer_id is its anonymous customer.
+    #[default]
+    Raw,
+    /// The topic `omnimeter resolve` writes: customers resolved across partitions.
+    Resolved,
+}
+
+/// The `[resolve]` section: `omnimeter resolve`, the identity stage (SPEC §6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, expecting = "a [resolve] table")]
+pub struct ResolveConfig {
+    /// Consumer group of the resolvers (not the run workers' group).
+    pub group: String,
+    /// Where resolved events go: the topic `run` workers read with `kafka.input = "resolved"`.
+    pub output_topic: String,
+    /// Partitions of the output topic when the resolver creates it; 0 = as many as the raw topic.
+    pub output_partitions: i32,
+    /// One-partition topic of links and progress that every resolver reads in full.
+    pub log_topic: String,
+    /// A raw partition caught up and quiet this long stops holding the others back.
+    #[serde(with = "duration")]
+    pub idle_timeout: DurationMs,
+}
+
+impl Default for ResolveConfig {
+    fn default() -> Self {
+        ResolveConfig {
+            group: "omnimeter-resolve".to_owned(),
+            output_topic: "omnimeter-resolved".to_owned(),
+            output_partitions: 0,
+            log_topic: "omnimeter-identity-log".to_owned(),
+            idle_timeout: DurationMs(30_000),
+        }
+    }
 }
 
 /// Where events come from and how the consumer group behaves.
@@ -54,6 +95,8 @@ pub struct KafkaConfig {
     pub commit_interval: DurationMs,
     /// `"stop"` or `"skip"`: what to do when the broker no longer has offsets a worker needs.
     pub on_data_loss: DataLossPolicy,
+    /// `"raw"` or `"resolved"` (the output of `omnimeter resolve`, SPEC §6).
+    pub input: KafkaInput,
     /// librdkafka properties passed through verbatim (`security.protocol`, `sasl.*`, `ssl.*`).
     pub properties: BTreeMap<String, String>,
 }
@@ -81,6 +124,7 @@ impl Default for KafkaConfig {
             fetch_max_wait: DurationMs(100),
             commit_interval: DurationMs(5_000),
             on_data_loss: DataLossPolicy::Stop,
+            input: KafkaInput::Raw,
             properties: BTreeMap::new(),
         }
     }
@@ -108,6 +152,9 @@ pub struct EngineSection {
     #[serde(with = "duration")]
     pub reply_sla: DurationMs,
     pub max_path: usize,
+    /// SPEC §6: how long after an anonymous event a link still claims it.
+    #[serde(with = "duration")]
+    pub identify_wait: DurationMs,
 }
 
 impl Default for EngineSection {
@@ -118,11 +165,23 @@ impl Default for EngineSection {
 
 impl From<EngineConfig> for EngineSection {
     fn from(e: EngineConfig) -> Self {
-        let EngineConfig { window, gap, thread_gap, allowed_lateness, reply_sla, max_path } = e;
-        EngineSection { window, gap, thread_gap, allowed_lateness, reply_sla, max_path }
+        let EngineConfig {
+            window,
+            gap,
+            thread_gap,
+            allowed_lateness,
+            reply_sla,
+            max_path,
+            identify_wait,
+            resolve_identities: _,
+            resolved_input: _,
+        } = e;
+        EngineSection { window, gap, thread_gap, allowed_lateness, reply_sla, max_path, identify_wait }
     }
 }
 
+/// Resolving identities is on (file mode); a Kafka `run` worker turns it off, as its
+/// resolve stage upstream does that work with links from every partition.
 impl From<&EngineSection> for EngineConfig {
     fn from(e: &EngineSection) -> Self {
         EngineConfig {
@@ -132,6 +191,9 @@ impl From<&EngineSection> for EngineConfig {
             allowed_lateness: e.allowed_lateness,
             reply_sla: e.reply_sla,
             max_path: e.max_path,
+            identify_wait: e.identify_wait,
+            resolve_identities: true,
+            resolved_input: false,
         }
     }
 }
@@ -219,7 +281,8 @@ impl Config {
 
     /// The engine settings.
     pub fn engine(&self) -> EngineConfig {
-        EngineConfig::from(&self.engine)
+        let resolved = self.kafka.input == KafkaInput::Resolved;
+        EngineConfig { resolved_input: resolved, resolve_identities: !resolved, ..EngineConfig::from(&self.engine) }
     }
 
     /// Checks every value's range and the relations between values. Call it again
@@ -273,6 +336,29 @@ impl Config {
         }
         self.output.validate()?;
         self.engine().validate()?;
+        let r = &self.resolve;
+        if r.group.trim().is_empty() {
+            return Err(value("resolve.group", "\"\"", "a consumer group id, like \"omnimeter-resolve\""));
+        }
+        validate_topic("resolve.output_topic", &r.output_topic)?;
+        validate_topic("resolve.log_topic", &r.log_topic)?;
+        if r.output_topic == r.log_topic {
+            return Err(value(
+                "resolve.log_topic",
+                &format!("{:?}", r.log_topic),
+                "a topic other than resolve.output_topic",
+            ));
+        }
+        if !(0..=10_000).contains(&r.output_partitions) {
+            return Err(value(
+                "resolve.output_partitions",
+                &r.output_partitions.to_string(),
+                "an integer from 0 (as many as the raw topic) to 10000",
+            ));
+        }
+        if r.idle_timeout.0 <= 0 {
+            return Err(value("resolve.idle_timeout", &r.idle_timeout.to_string(), "a duration above zero, like 30s"));
+        }
         let m = &self.metrics;
         if !m.addr.is_empty() && listen_addr(&m.addr).is_none() {
             return Err(value(

@@ -182,7 +182,10 @@ fn unknown_keys_in_the_file_are_named() {
         "{e}"
     );
     let e = file_err("[kafkaa]\nbrokers = \"x:1\"\n");
-    assert!(e.starts_with("cfg.toml: unknown key kafkaa (expected one of kafka, output, engine, metrics)"), "{e}");
+    assert!(
+        e.starts_with("cfg.toml: unknown key kafkaa (expected one of kafka, output, engine, metrics, resolve)"),
+        "{e}"
+    );
     let e = file_err("[engine]\nwindows = \"1m\"\n");
     assert!(e.starts_with("cfg.toml: unknown key engine.windows (expected one of window, gap,"), "{e}");
 }

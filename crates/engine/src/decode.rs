@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use serde::de::IgnoredAny;
 use smallvec::SmallVec;
 
-use crate::event::{Event, EventType};
+use crate::event::{Event, EventType, Identities};
 use crate::rows::RejectReason;
 use crate::time;
 
@@ -103,6 +103,8 @@ const TYPE: usize = 5;
 const STEP: usize = 6;
 const VALUE: usize = 7;
 const ATTRS: usize = 8;
+const IDENTITIES: usize = 9;
+const FIELDS: usize = 10;
 
 /// The field a key names once its escapes are resolved (a plainly written known key is
 /// matched by `Scanner::known_key` before it is read as a string).
@@ -117,6 +119,7 @@ fn field_index(key: &[u8]) -> Option<usize> {
         [b'e', b'v', b'e', b'n', b't', b'_', b'i', b'd'] => EVENT_ID,
         [b'j', b'o', b'u', b'r', b'n', b'e', b'y', b'_', b'i', b'd'] => JOURNEY_ID,
         [b'c', b'u', b's', b't', b'o', b'm', b'e', b'r', b'_', b'i', b'd'] => CUSTOMER_ID,
+        [b'i', b'd', b'e', b'n', b't', b'i', b't', b'i', b'e', b's'] => IDENTITIES,
         _ => return None,
     })
 }
@@ -152,8 +155,8 @@ impl Scanner<'_> {
 
     /// The top-level object (`i` at its `{`) up to the end of the payload. A
     /// repeated key keeps its last value, as serde_json and most readers do.
-    fn object(&mut self) -> Result<[Option<Span>; 9], Syntax> {
-        let mut spans = [None; 9];
+    fn object(&mut self) -> Result<[Option<Span>; FIELDS], Syntax> {
+        let mut spans = [None; FIELDS];
         self.i += 1;
         self.skip_ws();
         if self.peek() == Some(b'}') {
@@ -218,6 +221,7 @@ impl Scanner<'_> {
             b's' => at(rest, b"step\"", STEP),
             b'v' => at(rest, b"value\"", VALUE),
             b'a' => at(rest, b"attrs\"", ATTRS),
+            b'i' => at(rest, b"identities\"", IDENTITIES),
             _ => None,
         }?;
         self.i += len;
@@ -503,6 +507,14 @@ fn looks_numeric(s: &str) -> bool {
     rest.is_empty()
 }
 
+/// `[a-z][a-z0-9_]{0,31}`.
+fn valid_identity_type(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=32).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+}
+
 fn valid_channel(s: &str) -> bool {
     (1..=32).contains(&s.len()) && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
 }
@@ -510,7 +522,7 @@ fn valid_channel(s: &str) -> bool {
 /// The known fields of a syntactically valid payload, still uninterpreted.
 struct Fields<'a> {
     text: &'a str,
-    spans: [Option<Span>; 9],
+    spans: [Option<Span>; FIELDS],
 }
 
 impl<'a> Fields<'a> {
@@ -574,7 +586,12 @@ impl<'a> Fields<'a> {
     fn validate(self) -> Result<Event<'a>, RejectReason> {
         let event_id = self.id_string(self.required(EVENT_ID)?, 128)?;
         let ts = self.timestamp(self.required(TS)?)?;
-        let customer_id = self.id_string(self.required(CUSTOMER_ID)?, 128)?;
+        // SPEC §1: `customer_id` may be absent when `identities` is there (checked in its turn).
+        let customer_id = match (self.present(CUSTOMER_ID), self.present(IDENTITIES)) {
+            (Some(s), _) => Some(self.id_string(s, 128)?),
+            (None, Some(_)) => None,
+            (None, None) => return Err(RejectReason::MissingField),
+        };
         let journey_id = self.present(JOURNEY_ID).map(|s| self.id_string(s, 128)).transpose()?;
         let channel = self.string(self.required(CHANNEL)?)?;
         if !valid_channel(&channel) {
@@ -597,7 +614,77 @@ impl<'a> Fields<'a> {
         if self.present(ATTRS).is_some_and(|s| s.kind != Kind::Object) {
             return Err(RejectReason::WrongType);
         }
-        Ok(Event { event_id, ts, customer_id, journey_id, channel, event_type, step, value })
+        let identities = match self.present(IDENTITIES) {
+            None => Identities::new(),
+            Some(s) => self.identities(s)?,
+        };
+        Ok(Event {
+            event_id,
+            ts,
+            customer_id,
+            journey_id,
+            channel,
+            event_type,
+            step,
+            value,
+            identities,
+            anonymous: false,
+        })
+    }
+
+    /// SPEC §1 `identities`: an object of 1–8 entries `"type": "value"`. Entries are
+    /// checked in the order they are written; a repeated type keeps its last value.
+    fn identities(&self, s: Span) -> Result<Identities<'a>, RejectReason> {
+        if s.kind != Kind::Object {
+            return Err(RejectReason::WrongType);
+        }
+        let body = &self.text.as_bytes()[..s.end as usize];
+        let mut scan = Scanner { b: body, i: s.start as usize + 1 };
+        let mut out = Identities::new();
+        scan.skip_ws();
+        if scan.peek() == Some(b'}') {
+            return Err(RejectReason::FieldLength);
+        }
+        // The whole payload passed the syntax check, so the scanner cannot fail here;
+        // a failure still rejects rather than panics.
+        let bad = |Syntax| RejectReason::InvalidJson;
+        // Keys first, as serde_json reads the whole object before any value is judged.
+        let mut entries: SmallVec<[(Cow<'a, str>, Span); 4]> = SmallVec::new();
+        loop {
+            scan.eat(b'"').map_err(bad)?;
+            let key = scan.string().map_err(bad)?;
+            scan.skip_ws();
+            scan.eat(b':').map_err(bad)?;
+            scan.skip_ws();
+            let value = scan.value().map_err(bad)?;
+            entries.push((self.string(key)?, value));
+            scan.skip_ws();
+            match scan.peek() {
+                Some(b',') => {
+                    scan.i += 1;
+                    scan.skip_ws();
+                }
+                _ => break,
+            }
+        }
+        for (key, value) in entries {
+            if value.kind != Kind::String {
+                return Err(RejectReason::WrongType);
+            }
+            let value = self.string(value)?;
+            if !valid_identity_type(&key) || value.is_empty() || value.len() > 256 {
+                return Err(RejectReason::FieldLength);
+            }
+            match out.iter_mut().find(|(t, _)| *t == key) {
+                Some(entry) => entry.1 = value,
+                None => out.push((key, value)),
+            }
+        }
+        if out.len() > 8 {
+            return Err(RejectReason::FieldLength);
+        }
+        out.sort_unstable();
+        Ok(out)
     }
 }
 

@@ -33,9 +33,11 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::decode::decode;
 use crate::event::{Event, EventType};
+use crate::identity::{Identity, IdentityBook, IdentityCounts, PendingLink};
 use crate::journey::{JourneyState, Step};
 use crate::names::{NO_NAME, NameId, Names};
 use crate::reorder::ReorderBuffer;
+use crate::resolve::{Forwarded, LinkRows};
 use crate::rows::*;
 use crate::stats::Stats;
 use crate::tally::{Effects, LiveCounts, Tally};
@@ -54,6 +56,16 @@ pub struct EngineConfig {
     pub allowed_lateness: DurationMs,
     pub reply_sla: DurationMs,
     pub max_path: usize,
+    /// SPEC §6: how long after an anonymous event a link still claims it.
+    pub identify_wait: DurationMs,
+    /// Whether this engine resolves identities itself (file mode: one partition holds
+    /// every link). Off, an event without `customer_id` is its anonymous customer at
+    /// once and links are not learned: a resolve stage upstream does that work.
+    pub resolve_identities: bool,
+    /// The input is a resolve stage's output ([`Forwarded`] messages through
+    /// [`PartitionEngine::push_forwarded`]): the watermark is what every raw partition
+    /// has released, as its markers say, not the highest `ts` seen.
+    pub resolved_input: bool,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +77,9 @@ impl Default for EngineConfig {
             allowed_lateness: DurationMs(5_000),
             reply_sla: DurationMs(15 * 60_000),
             max_path: 12,
+            identify_wait: DurationMs(30 * 60_000),
+            resolve_identities: true,
+            resolved_input: false,
         }
     }
 }
@@ -87,10 +102,22 @@ impl EngineConfig {
                 return Err(ConfigError { key, value: d.to_string(), expected: "a duration above zero, like 1m" });
             }
         }
-        for (key, d) in [("allowed_lateness", self.allowed_lateness), ("reply_sla", self.reply_sla)] {
+        let non_negative = [
+            ("allowed_lateness", self.allowed_lateness),
+            ("reply_sla", self.reply_sla),
+            ("identify_wait", self.identify_wait),
+        ];
+        for (key, d) in non_negative {
             if d.0 < 0 {
                 return Err(ConfigError { key, value: d.to_string(), expected: "a duration of zero or more, like 5s" });
             }
+        }
+        if self.resolve_identities && self.resolved_input {
+            return Err(ConfigError {
+                key: "resolve_identities",
+                value: "true".into(),
+                expected: "false when the input comes resolved from `omnimeter resolve`",
+            });
         }
         if self.max_path == 0 || self.max_path > 1024 {
             return Err(ConfigError {
@@ -117,6 +144,22 @@ struct Pending {
     step: NameId,
     event_type: EventType,
     value: f64,
+}
+
+/// `Pending::key` with this bit set indexes [`PartitionEngine::anonymous`]: an event
+/// whose customer is decided when it leaves the reorder buffer.
+const UNRESOLVED: u32 = 1 << 31;
+/// `Pending::key` bit of an event that came without a `customer_id` and was resolved
+/// upstream (`anonymous_events`). Flags in the key keep `Pending` as checkpoint format 2 had it.
+const ANONYMOUS: u32 = 1 << 30;
+/// Key slots and the anonymous slab stay below the flag bits.
+const MAX_KEYS: usize = 1 << 30;
+
+/// An event known only by its identities, waiting for its customer.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct AnonymousEvent {
+    journey_id: Option<CompactString>,
+    identities: smallvec::SmallVec<[Identity; 1]>,
 }
 
 impl PartialEq for Pending {
@@ -296,6 +339,40 @@ pub struct PartitionEngine {
     ready_raw_bytes: usize,
     /// Journeys of `ready` already handed out by [`PartitionEngine::newly_closed`].
     journeys_seen: usize,
+    identities: IdentityBook,
+    /// Events waiting in the reorder buffer for their customer (slab; `None` = free).
+    anonymous: Vec<Option<AnonymousEvent>>,
+    anonymous_free: Vec<u32>,
+    /// Identity counts already handed out by [`PartitionEngine::take_tally`].
+    identity_taken: IdentityCounts,
+    /// Anonymous events of open journeys, by key slot: kept beside the journeys
+    /// (only those that have some) so that journey state stays as small as it was.
+    anonymous_in_journey: hashbrown::HashMap<u32, u32>,
+    upstream: Upstream,
+}
+
+/// What a `run` worker knows of the resolve stage upstream (resolved input).
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Upstream {
+    /// Raw partitions, from the markers; 0 before the first.
+    sources: i32,
+    /// Per raw partition: everything about events before this has been written.
+    marks: std::collections::BTreeMap<i32, i64>,
+    /// Per (raw partition, stream): the last message number taken.
+    last_seq: std::collections::BTreeMap<(i32, u8), u64>,
+    /// Messages seen again (a resolver's replay or a stale resolver) and skipped.
+    pub(crate) repeated: u64,
+    /// Numbers skipped over: messages that never came (a resolver lost them).
+    pub(crate) missing: u64,
+}
+
+impl Upstream {
+    fn watermark(&self) -> Option<i64> {
+        if self.sources <= 0 || self.marks.len() < self.sources as usize {
+            return None;
+        }
+        self.marks.values().copied().min()
+    }
 }
 
 impl PartitionEngine {
@@ -316,6 +393,12 @@ impl PartitionEngine {
             live: LiveCounts::default(),
             ready_raw_bytes: 0,
             journeys_seen: 0,
+            identities: IdentityBook::default(),
+            anonymous: Vec::new(),
+            anonymous_free: Vec::new(),
+            identity_taken: IdentityCounts::default(),
+            anonymous_in_journey: hashbrown::HashMap::new(),
+            upstream: Upstream::default(),
         }
     }
 
@@ -329,7 +412,81 @@ impl PartitionEngine {
 
     /// Highest accepted `ts` minus `allowed_lateness`; `None` before the first event.
     pub fn watermark(&self) -> Option<i64> {
+        if self.cfg.resolved_input {
+            return self.upstream.watermark();
+        }
         self.max_ts.map(|m| m.saturating_sub(self.cfg.allowed_lateness.0))
+    }
+
+    /// Resolved input: messages seen twice and skipped, and numbers that never came.
+    pub fn upstream_repeats_and_missing(&self) -> (u64, u64) {
+        (self.upstream.repeated, self.upstream.missing)
+    }
+
+    /// Takes one message of a resolve stage's output (SPEC §6) found at `offset`:
+    /// an event with its customer, a raw partition's reject, `identities` rows, or a
+    /// marker that moves the watermark. A number already taken is skipped, so a
+    /// resolver's replay cannot count anything twice.
+    pub fn push_forwarded(&mut self, raw: &[u8], fwd: &Forwarded, offset: i64) -> Option<RejectReason> {
+        if let Forwarded::Marker { source, sources, released_below } = *fwd {
+            let before = self.watermark();
+            self.upstream.sources = self.upstream.sources.max(sources);
+            let mark = self.upstream.marks.entry(source).or_insert(i64::MIN);
+            *mark = (*mark).max(released_below);
+            if self.watermark() > before {
+                self.advance();
+            }
+            return None;
+        }
+        let (source, stream, seq) = fwd.numbered()?;
+        let last = self.upstream.last_seq.entry((source, stream)).or_insert(0);
+        if seq <= *last {
+            self.upstream.repeated += 1;
+            return None;
+        }
+        self.upstream.missing += seq - *last - 1;
+        *last = seq;
+        match fwd {
+            Forwarded::Rejected { source_offset, reason, placed_ts, .. } => {
+                self.stats.inputs += 1;
+                self.live.inputs += 1;
+                Some(self.reject_from(source, raw, *source_offset, *reason, *placed_ts))
+            }
+            Forwarded::Links { .. } => {
+                let Ok(links) = serde_json::from_slice::<LinkRows>(raw) else { return None };
+                for (identity_type, identity_value, conflict) in links.rows {
+                    self.ready.identities.push(IdentityRow {
+                        partition: source,
+                        identity_type,
+                        identity_value,
+                        customer_id: links.customer_id.clone(),
+                        linked_ts: links.linked_ts,
+                        conflict,
+                    });
+                }
+                None
+            }
+            Forwarded::Event { customer, .. } => {
+                let decoded = decode(raw).map(|mut e| {
+                    if let Some(c) = customer {
+                        e.customer_id = Some(std::borrow::Cow::Owned(c.to_string()));
+                        e.anonymous = true;
+                    }
+                    e.identities.clear();
+                    e
+                });
+                self.push_decoded(raw, decoded, offset)
+            }
+            Forwarded::Marker { .. } => None,
+        }
+    }
+
+    /// The watermark of the journey stage: events before it are folded. Resolving
+    /// identities, it trails the watermark by `identify_wait`, so that every link that
+    /// can claim an anonymous event is known when the event is folded (SPEC §6).
+    pub fn journey_watermark(&self) -> Option<i64> {
+        let hold = if self.cfg.resolve_identities { self.cfg.identify_wait.0 } else { 0 };
+        self.watermark().map(|w| w.saturating_sub(hold))
     }
 
     pub fn stats(&self) -> &Stats {
@@ -380,23 +537,67 @@ impl PartitionEngine {
     }
 
     fn reject(&mut self, raw: &[u8], offset: i64, reason: RejectReason, placed_ts: i64) -> RejectReason {
+        self.reject_from(self.partition, raw, offset, reason, placed_ts)
+    }
+
+    /// A `rejected` row at `offset` of source `partition` (a raw partition, for resolved input).
+    fn reject_from(
+        &mut self,
+        partition: i32,
+        raw: &[u8],
+        offset: i64,
+        reason: RejectReason,
+        placed_ts: i64,
+    ) -> RejectReason {
         self.stats.rejected[reason.index()] += 1;
         self.ready_raw_bytes += raw.len();
         self.live.rejected[reason.index()] += 1;
-        self.ready.rejected.push(RejectedRow {
-            partition: self.partition,
-            offset,
-            reason,
-            raw: raw.to_vec(),
-            placed_ts,
-        });
+        self.ready.rejected.push(RejectedRow { partition, offset, reason, raw: raw.to_vec(), placed_ts });
         reason
     }
 
     fn accept(&mut self, e: Event<'_>, tie: u64) {
         self.stats.accepted += 1;
-        let key = self.keys.find_or_insert(&e.customer_id, e.journey_id.as_deref());
-        self.keys.get_mut(key).pending += 1;
+        let key = match &e.customer_id {
+            Some(customer) => {
+                if self.cfg.resolve_identities && !e.identities.is_empty() {
+                    self.identities.add_link(PendingLink {
+                        ts: e.ts,
+                        event_id: CompactString::from(e.event_id.as_ref()),
+                        customer_id: CompactString::from(customer.as_ref()),
+                        identities: e.identities.iter().map(|(t, v)| (t.as_ref().into(), v.as_ref().into())).collect(),
+                    });
+                }
+                let key = self.keys.find_or_insert(customer, e.journey_id.as_deref());
+                self.keys.get_mut(key).pending += 1;
+                if e.anonymous { key | ANONYMOUS } else { key }
+            }
+            None if self.cfg.resolve_identities => {
+                let waiting = AnonymousEvent {
+                    journey_id: e.journey_id.as_deref().map(CompactString::from),
+                    identities: e.identities.iter().map(|(t, v)| (t.as_ref().into(), v.as_ref().into())).collect(),
+                };
+                let i = match self.anonymous_free.pop() {
+                    Some(i) => {
+                        self.anonymous[i as usize] = Some(waiting);
+                        i
+                    }
+                    None => {
+                        self.anonymous.push(Some(waiting));
+                        (self.anonymous.len() - 1) as u32
+                    }
+                };
+                i | UNRESOLVED
+            }
+            None => {
+                // No links here: the anonymous customer of the smallest identity.
+                let ids = e.identities.iter().map(|(t, v)| (t.as_ref(), v.as_ref()));
+                let customer = self.identities.resolve(e.ts, 0, ids).customer_id;
+                let key = self.keys.find_or_insert(&customer, e.journey_id.as_deref());
+                self.keys.get_mut(key).pending += 1;
+                key | ANONYMOUS
+            }
+        };
         let pending = Pending {
             ts: e.ts,
             event_id: CompactString::from(e.event_id.as_ref()),
@@ -417,7 +618,11 @@ impl PartitionEngine {
     /// Folds every buffered event the watermark has passed, closes journeys that
     /// can no longer grow, and writes activity windows that are complete.
     fn advance(&mut self) {
-        let Some(wm) = self.watermark() else { return };
+        let Some(source_wm) = self.watermark() else { return };
+        if self.cfg.resolve_identities {
+            self.identities.learn_below(source_wm, self.partition, &mut self.ready.identities);
+        }
+        let Some(wm) = self.journey_watermark() else { return };
         while self.reorder.peek().is_some_and(|p| p.ts < wm) {
             if let Some(p) = self.reorder.pop() {
                 self.fold(p);
@@ -452,7 +657,28 @@ impl PartitionEngine {
         }
     }
 
-    fn fold(&mut self, p: Pending) {
+    /// The journey key of a buffered event: an anonymous one gets its customer now,
+    /// when every link that can claim it is known.
+    fn resolve_key(&mut self, p: &Pending) -> u32 {
+        if p.key & UNRESOLVED == 0 {
+            let key = p.key & !ANONYMOUS;
+            self.keys.get_mut(key).pending -= 1;
+            return key;
+        }
+        let i = (p.key & !UNRESOLVED) as usize;
+        let Some(waiting) = self.anonymous.get_mut(i).and_then(Option::take) else {
+            // Unreachable: every unresolved key was pushed with its slab entry.
+            return self.keys.find_or_insert("anon:", None);
+        };
+        self.anonymous_free.push(i as u32);
+        let ids = waiting.identities.iter().map(|(t, v)| (t.as_str(), v.as_str()));
+        let customer = self.identities.resolve(p.ts, self.cfg.identify_wait.0, ids).customer_id;
+        self.keys.find_or_insert(&customer, waiting.journey_id.as_deref())
+    }
+
+    fn fold(&mut self, mut p: Pending) {
+        let anonymous = p.key & (UNRESOLVED | ANONYMOUS) != 0;
+        p.key = self.resolve_key(&p);
         let gap = self.gap_of(p.key);
         let step = Step {
             ts: p.ts,
@@ -463,7 +689,6 @@ impl PartitionEngine {
             value: p.value,
         };
         let slot = self.keys.get_mut(p.key);
-        slot.pending -= 1;
         if slot.journey.as_ref().is_some_and(|j| p.ts - j.last_ts >= gap) {
             self.close(p.key);
         }
@@ -479,6 +704,9 @@ impl PartitionEngine {
         let mut fx = Effects { windows: &mut self.windows, live: &mut self.live };
         if j.apply(&step, self.cfg.max_path, self.cfg.reply_sla.0, &mut fx) {
             self.stats.processed += 1;
+            if anonymous {
+                *self.anonymous_in_journey.entry(p.key).or_default() += 1;
+            }
         } else {
             self.stats.duplicates += 1;
             self.live.duplicates += 1;
@@ -525,12 +753,16 @@ impl PartitionEngine {
             repeat_contacts: j.repeat_contacts,
             unanswered_contacts: j.unanswered_contacts,
             errors: j.errors,
+            anonymous_events: self.anonymous_in_journey.remove(&key).map_or(0, i64::from),
         });
     }
 
     /// The input is finite and over: folds every buffered event, closes every
     /// journey and writes every window.
     pub fn finish(&mut self) {
+        if self.cfg.resolve_identities {
+            self.identities.learn_all(self.partition, &mut self.ready.identities);
+        }
         while let Some(p) = self.reorder.pop() {
             self.fold(p);
         }
@@ -575,7 +807,21 @@ impl PartitionEngine {
 
     /// Live counts since the last call, for metrics (not part of checkpoints).
     pub fn take_tally(&mut self) -> Tally {
-        self.live.take(&self.names)
+        let mut t = self.live.take(&self.names);
+        let now = self.identities.counts();
+        let was = std::mem::replace(&mut self.identity_taken, now);
+        t.identity = IdentityCounts {
+            links: now.links - was.links,
+            conflicts: now.conflicts - was.conflicts,
+            resolved: now.resolved - was.resolved,
+            unresolved: now.unresolved - was.unresolved,
+        };
+        t
+    }
+
+    /// SPEC §6 counts since this partition began (checkpoints carry them).
+    pub fn identity_counts(&self) -> IdentityCounts {
+        self.identities.counts()
     }
 
     /// Activity windows that are not yet complete.
@@ -635,8 +881,10 @@ mod tests {
         )
     }
 
+    /// Without identity resolution the journey stage follows the watermark itself,
+    /// which is what these tests time against (the identity tests hold it back).
     fn engine() -> PartitionEngine {
-        PartitionEngine::new(EngineConfig::default(), 7)
+        PartitionEngine::new(EngineConfig { resolve_identities: false, ..EngineConfig::default() }, 7)
     }
 
     fn feed(e: &mut PartitionEngine, lines: &[String]) {

@@ -61,10 +61,31 @@ pub struct Event<'a> {
     pub event_id: Cow<'a, str>,
     /// Event time, epoch milliseconds UTC.
     pub ts: i64,
-    pub customer_id: Cow<'a, str>,
+    /// Absent when the event is known only by its `identities` (SPEC §6).
+    pub customer_id: Option<Cow<'a, str>>,
     pub journey_id: Option<Cow<'a, str>>,
     pub channel: Cow<'a, str>,
     pub event_type: EventType,
     pub step: Option<Cow<'a, str>>,
     pub value: Option<f64>,
+    /// `(type, value)` pairs sorted bytewise, types distinct; empty when absent.
+    pub identities: Identities<'a>,
+    /// The event came without a `customer_id` and a resolve stage gave it one
+    /// (`customer_id` is then the resolved customer): it counts in `anonymous_events`.
+    pub anonymous: bool,
+}
+
+/// An event's other identifiers, sorted: the first is its smallest identity.
+pub type Identities<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
+impl Event<'_> {
+    /// The key the raw event should have on Kafka (SPEC §6): its `customer_id`,
+    /// else its smallest identity as `type:value`.
+    pub fn routing_key(&self) -> Cow<'_, str> {
+        match (&self.customer_id, self.identities.first()) {
+            (Some(c), _) => Cow::Borrowed(c.as_ref()),
+            (None, Some((t, v))) => Cow::Owned(format!("{t}:{v}")),
+            (None, None) => Cow::Borrowed(""),
+        }
+    }
 }

@@ -165,6 +165,8 @@ pub struct JourneyRow {
     pub repeat_contacts: i64,
     pub unanswered_contacts: i64,
     pub errors: i64,
+    /// Events of the journey that came without a `customer_id` (SPEC §6).
+    pub anonymous_events: i64,
 }
 
 /// Table `activity`: processed events per window × channel × type.
@@ -254,6 +256,18 @@ pub struct RejectedRow {
     pub placed_ts: i64,
 }
 
+/// Table `identities` (SPEC §6): an identity that got its owner (`conflict = false`),
+/// or a later link of it to another customer (`conflict = true`, that customer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityRow {
+    pub partition: i32,
+    pub identity_type: CompactString,
+    pub identity_value: CompactString,
+    pub customer_id: CompactString,
+    pub linked_ts: i64,
+    pub conflict: bool,
+}
+
 /// A batch of finalized rows, drained from the engine and written by a sink.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rows {
@@ -265,15 +279,26 @@ pub struct Rows {
     pub friction: Vec<FrictionRow>,
     pub attribution: Vec<AttributionRow>,
     pub rejected: Vec<RejectedRow>,
+    pub identities: Vec<IdentityRow>,
 }
 
-/// Table names in SPEC §4 order; sinks and summaries index counts by this order.
-pub const TABLES: [&str; 8] =
-    ["journeys", "activity", "transitions", "journey_windows", "paths", "friction", "attribution", "rejected"];
+/// Table names in SPEC §4 order (`gaps` aside: the Kafka adapter writes it);
+/// sinks and summaries index counts by this order.
+pub const TABLES: [&str; 9] = [
+    "journeys",
+    "activity",
+    "transitions",
+    "journey_windows",
+    "paths",
+    "friction",
+    "attribution",
+    "rejected",
+    "identities",
+];
 
 impl Rows {
     /// Row counts per table, in [`TABLES`] order.
-    pub fn counts(&self) -> [usize; 8] {
+    pub fn counts(&self) -> [usize; TABLES.len()] {
         [
             self.journeys.len(),
             self.activity.len(),
@@ -283,6 +308,7 @@ impl Rows {
             self.friction.len(),
             self.attribution.len(),
             self.rejected.len(),
+            self.identities.len(),
         ]
     }
 
@@ -300,5 +326,6 @@ impl Rows {
         self.friction.append(&mut other.friction);
         self.attribution.append(&mut other.attribution);
         self.rejected.append(&mut other.rejected);
+        self.identities.append(&mut other.identities);
     }
 }

@@ -7,6 +7,7 @@ use hashbrown::HashMap;
 
 use crate::counts::ChannelTypeCounts;
 use crate::event::EventType;
+use crate::identity::IdentityCounts;
 use crate::journey::JourneyEffects;
 use crate::names::{NO_NAME, NameId, Names};
 use crate::rows::{FrictionKind, Name, RejectReason};
@@ -26,6 +27,8 @@ pub struct Tally {
     pub hops: Vec<(Name, Name, u64)>,
     /// Friction points by kind, channel and step.
     pub friction: Vec<(FrictionKind, Name, Option<Name>, u64)>,
+    /// SPEC §6 links, conflicts and anonymous events resolved or not.
+    pub identity: IdentityCounts,
 }
 
 impl Tally {

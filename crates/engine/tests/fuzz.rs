@@ -394,6 +394,7 @@ fn engine_config() -> impl Strategy<Value = EngineConfig> {
             allowed_lateness,
             reply_sla,
             max_path,
+            ..EngineConfig::default()
         })
 }
 
@@ -402,7 +403,9 @@ fn engine_config() -> impl Strategy<Value = EngineConfig> {
 /// What `decode` promises about an event it accepts (SPEC §1).
 fn check_event(e: &Event<'_>) -> Result<(), TestCaseError> {
     prop_assert!((1..=128).contains(&e.event_id.len()));
-    prop_assert!((1..=128).contains(&e.customer_id.len()));
+    prop_assert!(e.customer_id.as_ref().is_none_or(|c| (1..=128).contains(&c.len())));
+    prop_assert!(e.customer_id.is_some() || !e.identities.is_empty());
+    prop_assert!(e.identities.len() <= 8);
     prop_assert!(e.journey_id.as_ref().is_none_or(|j| (1..=128).contains(&j.len())));
     prop_assert!((1..=32).contains(&e.channel.len()));
     prop_assert!(e.channel.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'));
@@ -413,7 +416,13 @@ fn check_event(e: &Event<'_>) -> Result<(), TestCaseError> {
     let mut obj = serde_json::Map::new();
     obj.insert("event_id".into(), e.event_id.as_ref().into());
     obj.insert("ts".into(), e.ts.into());
-    obj.insert("customer_id".into(), e.customer_id.as_ref().into());
+    if let Some(c) = &e.customer_id {
+        obj.insert("customer_id".into(), c.as_ref().into());
+    }
+    if !e.identities.is_empty() {
+        let ids: serde_json::Map<_, _> = e.identities.iter().map(|(t, v)| (t.to_string(), v.as_ref().into())).collect();
+        obj.insert("identities".into(), ids.into());
+    }
     if let Some(j) = &e.journey_id {
         obj.insert("journey_id".into(), j.as_ref().into());
     }

@@ -17,6 +17,13 @@ use omnimeter_engine::{
     DurationMs, EngineConfig, MAX_PAYLOAD_BYTES, Outcome, PartitionEngine, RejectReason, Rows, decode,
 };
 
+/// The engine as a `run` worker behind a resolve stage has it: the journey stage
+/// follows the watermark. The identity hold (file mode) adds `identify_wait` of event
+/// time to what waits; `identity.rs` and the identity tests bound that part.
+fn no_identity_hold() -> EngineConfig {
+    EngineConfig { resolve_identities: false, ..EngineConfig::default() }
+}
+
 const T0: i64 = 1_793_606_400_000; // 2026-11-02T08:00:00Z
 
 /// `full` in release builds, `full / cut` in debug builds.
@@ -54,7 +61,7 @@ fn drain(e: &mut PartitionEngine, keep: &mut Rows) {
 fn a_journey_of_a_million_events_keeps_only_its_event_ids() {
     let n = size(1_000_000, 10);
     let channels = ["web", "app", "phone", "chat", "store"];
-    let mut e = PartitionEngine::new(EngineConfig::default(), 0);
+    let mut e = PartitionEngine::new(no_identity_hold(), 0);
     let empty = e.estimated_state_bytes();
     let mut rows = Rows::default();
     let mut at_half = 0;
@@ -110,7 +117,7 @@ fn a_journey_of_a_million_events_keeps_only_its_event_ids() {
 #[test]
 fn a_journey_through_two_hundred_thousand_channels_is_linear() {
     let n = size(200_000, 1);
-    let mut e = PartitionEngine::new(EngineConfig::default(), 0);
+    let mut e = PartitionEngine::new(no_identity_hold(), 0);
     let mut rows = Rows::default();
     let started = Instant::now();
     for i in 0..n {
@@ -138,7 +145,7 @@ fn a_journey_through_two_hundred_thousand_channels_is_linear() {
 #[test]
 fn a_million_channel_names_cost_about_a_hundred_bytes_each() {
     let n = size(1_000_000, 10);
-    let mut e = PartitionEngine::new(EngineConfig::default(), 0);
+    let mut e = PartitionEngine::new(no_identity_hold(), 0);
     let empty = e.estimated_state_bytes();
     let mut rows = Rows::default();
     for i in 0..n {
@@ -174,7 +181,7 @@ fn payloads_at_and_over_sixty_four_kib() {
     let over = body(MAX_PAYLOAD_BYTES - short + 1);
     assert_eq!((exact.len(), over.len()), (MAX_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES + 1));
 
-    let mut e = PartitionEngine::new(EngineConfig::default(), 0);
+    let mut e = PartitionEngine::new(no_identity_hold(), 0);
     assert_eq!(e.push(exact.as_bytes(), 0), None);
     assert_eq!(e.push(over.as_bytes(), 1), Some(RejectReason::TooLarge));
     // 16 MiB: refused on its length alone, before any parsing.
@@ -226,7 +233,7 @@ fn deeply_nested_json_is_skipped_without_recursion() {
         ("[".repeat(65_000), Err(RejectReason::InvalidJson)),
     ];
     let worker = std::thread::Builder::new().stack_size(64 * 1024).spawn(move || {
-        let mut e = PartitionEngine::new(EngineConfig::default(), 0);
+        let mut e = PartitionEngine::new(no_identity_hold(), 0);
         let mut fates = Vec::new();
         for (i, (raw, _)) in cases.iter().enumerate() {
             assert!(raw.len() <= MAX_PAYLOAD_BYTES || cases[i].1.is_err(), "case {i} expects too_large");
@@ -290,6 +297,7 @@ fn timestamps_at_the_ends_of_the_range() {
             allowed_lateness: huge,
             reply_sla: huge,
             max_path: 1024,
+            ..EngineConfig::default()
         },
         EngineConfig { window: DurationMs(7), thread_gap: huge, allowed_lateness: huge, ..EngineConfig::default() },
     ];
@@ -362,7 +370,7 @@ fn resolution_sums_saturate_instead_of_overflowing() {
 #[test]
 fn the_reorder_buffer_is_bounded_by_the_lateness_window() {
     let lateness = 5_000;
-    let mut e = PartitionEngine::new(EngineConfig::default(), 0);
+    let mut e = PartitionEngine::new(no_identity_hold(), 0);
     let mut accepted: Vec<i64> = Vec::new();
     for i in 0..20_000i64 {
         // 100 events a second, arriving up to 2 s out of order.
@@ -378,7 +386,7 @@ fn the_reorder_buffer_is_bounded_by_the_lateness_window() {
     }
 
     let frozen = size(100_000, 5);
-    let mut e = PartitionEngine::new(EngineConfig::default(), 0);
+    let mut e = PartitionEngine::new(no_identity_hold(), 0);
     for i in 0..frozen {
         e.push(event(&format!("e{i}"), T0, &format!("c{i}"), "web", "touch").as_bytes(), i as i64);
     }

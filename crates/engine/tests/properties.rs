@@ -21,6 +21,7 @@ fn cfg() -> EngineConfig {
         allowed_lateness: DurationMs(5_000),
         reply_sla: DurationMs(120_000),
         max_path: 3,
+        ..EngineConfig::default()
     }
 }
 

@@ -1,6 +1,10 @@
 //! Seeded, reproducible synthetic omnichannel events as NDJSON lines (SPEC §1): customers live
 //! weighted stories (call-backs, chat-to-email cases, failed WhatsApp payments, abandoned carts,
 //! multi-day case threads, browsing) in near time order, with optional malformed and duplicate lines.
+//! With [`GenConfig::identities`], stories also show customers known by other identifiers
+//! (SPEC §6): anonymous web visits under a cookie that log in soon, late or never, calls and
+//! WhatsApp messages by phone number linked by the customer's app profile, store visits by
+//! loyalty card, and household landlines linked by two customers (conflicts).
 
 mod render;
 mod rng;
@@ -11,7 +15,7 @@ mod tests;
 use std::collections::BinaryHeap;
 use std::io::{self, Write};
 
-pub use render::BadKind;
+pub use render::{BadKind, Identity};
 use render::{Line, TsStyle, push_line};
 use rng::{Rng, mix64};
 use story::Cursor;
@@ -41,6 +45,9 @@ pub struct GenConfig {
     pub bad_rate: f64,
     /// Probability that an event is emitted a second time, byte for byte, shortly after.
     pub duplicate_rate: f64,
+    /// Adds the identity stories (SPEC §6): events with `identities`, some without
+    /// `customer_id`. Off, the output is what it was before identities existed.
+    pub identities: bool,
 }
 
 impl Default for GenConfig {
@@ -53,6 +60,7 @@ impl Default for GenConfig {
             disorder_ms: 2_000,
             bad_rate: 0.0,
             duplicate_rate: 0.0,
+            identities: false,
         }
     }
 }
@@ -81,10 +89,23 @@ pub enum LineKind {
 pub struct GenMeta {
     /// Event time of the event (of the event a malformed line stands in for).
     pub ts: i64,
-    /// Customer number: [`customer_id`] gives the Kafka key.
+    /// Customer number of the story, also for an event without `customer_id`.
     pub customer: u64,
     /// Event, duplicate or malformed stand-in.
     pub kind: LineKind,
+    /// `Some` for an event without `customer_id` (identity stories): its smallest identity.
+    pub anonymous: Option<Identity>,
+}
+
+impl GenMeta {
+    /// The Kafka key of the event (SPEC §6): its `customer_id`, or `type:value` of its
+    /// smallest identity when it has none.
+    pub fn key(&self) -> String {
+        match self.anonymous {
+            Some(identity) => identity.to_string(),
+            None => customer_id(self.customer),
+        }
+    }
 }
 
 /// The `customer_id` of customer number `n`: `cust-0000042`.
@@ -98,7 +119,7 @@ enum Item {
     /// A customer's next story event.
     Story(Cursor),
     /// The second copy of an emitted line.
-    Copy { customer: u64, bytes: Box<[u8]> },
+    Copy { customer: u64, anonymous: Option<Identity>, bytes: Box<[u8]> },
 }
 
 /// A scheduled line, emitted in `(key, seq)` order; `key` lies in `[ts, ts + disorder_ms]`.
@@ -225,9 +246,9 @@ impl Generator {
         self.last_key = pending.key;
         let ts = pending.ts;
         let cursor = match pending.item {
-            Item::Copy { customer, bytes } => {
+            Item::Copy { customer, anonymous, bytes } => {
                 line.extend_from_slice(&bytes);
-                return Some(GenMeta { ts, customer, kind: LineKind::Duplicate });
+                return Some(GenMeta { ts, customer, kind: LineKind::Duplicate, anonymous });
             }
             Item::Story(cursor) => cursor,
         };
@@ -247,17 +268,30 @@ impl Generator {
             None
         };
         let start = line.len();
-        let rendered = Line { event_id, ts, ts_style, customer: cursor.customer, case: cursor.case, ev: &cursor.ev };
+        let rendered = Line {
+            event_id,
+            ts,
+            ts_style,
+            customer: cursor.customer,
+            case: cursor.case,
+            cookie: cursor.cookie,
+            ev: &cursor.ev,
+        };
         push_line(line, &rendered, bad);
+        let anonymous = if cursor.ev.anonymous {
+            render::identities(cursor.ev.ids, cursor.customer, cursor.cookie)[0]
+        } else {
+            None
+        };
         if bad.is_none() && self.faults.chance(self.cfg.duplicate_rate) {
             // Anywhere from right after to the latest key that keeps the disorder bound.
             let key = self.faults.range(self.last_key, ts.saturating_add(self.disorder));
             let bytes = line[start..].into();
-            self.push(key, ts, Item::Copy { customer: cursor.customer, bytes });
+            self.push(key, ts, Item::Copy { customer: cursor.customer, anonymous, bytes });
         }
         self.continue_customer(cursor, ts);
         let kind = bad.map_or(LineKind::Event, LineKind::Malformed);
-        Some(GenMeta { ts, customer: cursor.customer, kind })
+        Some(GenMeta { ts, customer: cursor.customer, kind, anonymous })
     }
 
     /// Writes up to `max_lines` lines (all when `None`), each ended by `\n`, in 64 KiB chunks.
@@ -300,7 +334,7 @@ impl Generator {
             }
             let customer = self.customers.apply(self.arrived);
             let ts = self.next_arrival_ts;
-            let cursor = Cursor::start(&mut self.rng, customer, &mut self.next_case);
+            let cursor = Cursor::start(&mut self.rng, customer, &mut self.next_case, self.cfg.identities);
             self.schedule(ts, Item::Story(cursor));
             self.arrived += 1;
             if self.arrived < self.cfg.customers {
@@ -317,7 +351,7 @@ impl Generator {
         }
         let next = ts + self.rng.range(JOURNEY_PAUSE_MS.0, JOURNEY_PAUSE_MS.1);
         if next < self.end_ms {
-            let cursor = Cursor::start(&mut self.rng, cursor.customer, &mut self.next_case);
+            let cursor = Cursor::start(&mut self.rng, cursor.customer, &mut self.next_case, self.cfg.identities);
             self.schedule(next, Item::Story(cursor));
         }
     }

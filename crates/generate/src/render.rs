@@ -1,7 +1,9 @@
 //! Hand-formatted JSON: every string written here is ASCII without quotes or backslashes,
 //! so no escaping is needed and the output is valid JSON by construction.
 
-use crate::story::{Attrs, Ev};
+use std::fmt;
+
+use crate::story::{Attrs, Ev, Ids};
 
 /// How an event's `ts` is written; SPEC §1 accepts all three.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,7 +25,8 @@ pub enum BadKind {
     InvalidJson,
     /// A JSON array holding the event.
     NotObject,
-    /// The event without its `customer_id`.
+    /// The event without its `customer_id` (and without its `identities`, if any: an event
+    /// with neither).
     MissingField,
     /// A `channel` with capitals and spaces.
     BadChannel,
@@ -33,7 +36,8 @@ pub enum BadKind {
     UnknownType,
     /// A negative conversion `value`.
     NegativeValue,
-    /// A number where `customer_id` must be a string.
+    /// A number where `customer_id` must be a string (an anonymous event: where its
+    /// identity's value must be a string).
     WrongType,
 }
 
@@ -72,7 +76,98 @@ pub(crate) struct Line<'a> {
     pub(crate) ts_style: TsStyle,
     pub(crate) customer: u64,
     pub(crate) case: Option<u32>,
+    /// The story's browser cookie, for [`Ids::Cookie`].
+    pub(crate) cookie: u64,
     pub(crate) ev: &'a Ev,
+}
+
+/// One identity of a generated event (SPEC §6), `type:value` when displayed: the form of a
+/// Kafka key of an event without `customer_id`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Identity {
+    /// `cookie:ck-0123456789ab`, a browser cookie (48 bits).
+    Cookie(u64),
+    /// `phone:+34600000000`, the mobile of a customer number.
+    Mobile(u64),
+    /// `phone:+34910000000`, the landline of a household (two customers: numbers `2h`, `2h + 1`).
+    Landline(u64),
+    /// `loyalty:L000000000`, the loyalty card of a customer number.
+    Loyalty(u64),
+}
+
+impl Identity {
+    /// The identity's type: `cookie`, `phone` or `loyalty`.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Identity::Cookie(_) => "cookie",
+            Identity::Mobile(_) | Identity::Landline(_) => "phone",
+            Identity::Loyalty(_) => "loyalty",
+        }
+    }
+
+    /// Appends the identity's value.
+    pub fn push_value(self, out: &mut Vec<u8>) {
+        match self {
+            Identity::Cookie(c) => {
+                out.extend_from_slice(b"ck-");
+                let mut hex = Vec::with_capacity(16);
+                push_hex16(&mut hex, c);
+                out.extend_from_slice(&hex[4..]);
+            }
+            // Spanish numbers: 9 digits after +34, mobiles from 6, landlines (Madrid) from 91.
+            // Affine maps on the low digits are bijections, so numbers are distinct per customer.
+            Identity::Mobile(n) => {
+                out.extend_from_slice(b"+346");
+                push_scrambled(out, n, 8, 7_368_787, 31_415_926);
+            }
+            Identity::Landline(h) => {
+                out.extend_from_slice(b"+3491");
+                push_scrambled(out, h, 7, 2_718_281, 1_414_213);
+            }
+            Identity::Loyalty(n) => {
+                out.push(b'L');
+                push_scrambled(out, n, 9, 123_456_791, 577_215_664);
+            }
+        }
+    }
+
+    /// The identity's value as a string.
+    pub fn value(self) -> String {
+        let mut out = Vec::with_capacity(16);
+        self.push_value(&mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.type_name(), self.value())
+    }
+}
+
+/// The identities an event carries, sorted bytewise by type (then value): the first is
+/// its smallest identity (SPEC §6).
+pub(crate) fn identities(ids: Ids, customer: u64, cookie: u64) -> [Option<Identity>; 2] {
+    match ids {
+        Ids::None => [None, None],
+        Ids::Cookie => [Some(Identity::Cookie(cookie)), None],
+        Ids::Phone => [Some(Identity::Mobile(customer)), None],
+        Ids::Loyalty => [Some(Identity::Loyalty(customer)), None],
+        Ids::Profile => [Some(Identity::Loyalty(customer)), Some(Identity::Mobile(customer))],
+        Ids::Household => [Some(Identity::Landline(customer / 2)), None],
+    }
+}
+
+/// `n`'s low `digits` digits mapped by `x -> (x * mul + add) mod 10^digits` (a bijection when
+/// `mul` is coprime to 10), zero-padded, after the higher digits of `n` if any.
+fn push_scrambled(out: &mut Vec<u8>, n: u64, digits: u32, mul: u64, add: u64) {
+    let m = 10u64.pow(digits);
+    let (high, low) = (n / m, n % m);
+    if high > 0 {
+        out.extend_from_slice(itoa::Buffer::new().format(high).as_bytes());
+    }
+    let scrambled = ((u128::from(low) * u128::from(mul) + u128::from(add)) % u128::from(m)) as u64;
+    push_padded(out, scrambled, digits as usize);
 }
 
 /// `cust-0000042`: seven digits at least, more when needed.
@@ -209,6 +304,7 @@ pub(crate) fn push_line(out: &mut Vec<u8>, line: &Line<'_>, bad: Option<BadKind>
         push_ts(out, line.ts, line.ts_style);
     }
     match bad {
+        _ if line.ev.anonymous => {}
         Some(BadKind::MissingField) => {}
         Some(BadKind::WrongType) => {
             out.extend_from_slice(b",\"customer_id\":");
@@ -219,6 +315,28 @@ pub(crate) fn push_line(out: &mut Vec<u8>, line: &Line<'_>, bad: Option<BadKind>
             push_customer_id(out, line.customer);
             out.push(b'"');
         }
+    }
+    let ids = identities(line.ev.ids, line.customer, line.cookie);
+    // Without `customer_id`, `identities` would make a valid anonymous event: both go.
+    if ids[0].is_some() && bad != Some(BadKind::MissingField) {
+        let wrong_type = line.ev.anonymous && bad == Some(BadKind::WrongType);
+        out.extend_from_slice(b",\"identities\":{");
+        for (i, id) in ids.into_iter().flatten().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(id.type_name().as_bytes());
+            out.extend_from_slice(b"\":");
+            if wrong_type {
+                push_int(out, line.customer as i64);
+            } else {
+                out.push(b'"');
+                id.push_value(out);
+                out.push(b'"');
+            }
+        }
+        out.push(b'}');
     }
     if let Some(case) = line.case {
         out.extend_from_slice(b",\"journey_id\":\"case-");
@@ -295,5 +413,28 @@ mod tests {
             String::from_utf8(out).unwrap_or_default(),
             "cust-0000042 cust-123456789 0.05 450.00 00000000000000ab"
         );
+    }
+
+    #[test]
+    fn identity_values() {
+        assert_eq!(Identity::Cookie(0x0123_4567_89ab).to_string(), "cookie:ck-0123456789ab");
+        assert_eq!(Identity::Mobile(0).to_string(), "phone:+3463".to_string() + "1415926");
+        assert_eq!(Identity::Landline(1).value().len(), "+34910000000".len());
+        assert_eq!(Identity::Loyalty(2).value().len(), "L000000000".len());
+        assert_eq!(Identity::Mobile(100_000_000).value(), "+3461".to_string() + &Identity::Mobile(0).value()[4..]);
+        // Distinct customers, distinct numbers and cards.
+        let mut seen = std::collections::HashSet::new();
+        for n in 0..50_000 {
+            for id in [Identity::Mobile(n), Identity::Landline(n), Identity::Loyalty(n)] {
+                let value = id.value();
+                assert!(value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+'), "{value}");
+                assert!(seen.insert(value));
+            }
+        }
+        // Sorted bytewise by type: the smallest identity first.
+        let [a, b] = identities(Ids::Profile, 7, 0);
+        assert!(a.zip(b).is_some_and(|(a, b)| a.type_name() < b.type_name()));
+        assert_eq!(identities(Ids::Household, 7, 0)[0], identities(Ids::Household, 6, 0)[0]);
+        assert_ne!(identities(Ids::Household, 7, 0)[0], identities(Ids::Household, 8, 0)[0]);
     }
 }

@@ -76,6 +76,23 @@ pub(crate) enum Attrs {
     Topic(&'static str),
 }
 
+/// Which `identities` (SPEC §6) an event carries; their values follow from the customer
+/// number and the story's cookie (see `render::push_identities`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ids {
+    None,
+    /// `{"cookie":"ck-…"}`: the browser cookie of the story.
+    Cookie,
+    /// `{"phone":"+346…"}`: the customer's mobile (calls, WhatsApp).
+    Phone,
+    /// `{"loyalty":"L…"}`: the customer's loyalty card (store).
+    Loyalty,
+    /// `{"loyalty":"L…","phone":"+346…"}`: the customer's profile, which links both.
+    Profile,
+    /// `{"phone":"+349…"}`: the landline of the customer's household, shared by two customers.
+    Household,
+}
+
 /// One event, minus what the generator adds (`event_id`, `ts`, `customer_id`, `journey_id`).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Ev {
@@ -84,21 +101,44 @@ pub(crate) struct Ev {
     pub(crate) step: Option<&'static str>,
     pub(crate) value_cents: Option<u32>,
     pub(crate) attrs: Attrs,
+    pub(crate) ids: Ids,
+    /// Known only by its `ids`: the line has no `customer_id`.
+    pub(crate) anonymous: bool,
 }
 
 impl Ev {
     fn new(channel: Channel, kind: EventType, step: &'static str) -> Self {
-        Ev { channel, kind, step: Some(step), value_cents: None, attrs: Attrs::None }
+        Ev { channel, kind, step: Some(step), value_cents: None, attrs: Attrs::None, ids: Ids::None, anonymous: false }
     }
 
     fn bare(channel: Channel, kind: EventType) -> Self {
-        Ev { channel, kind, step: None, value_cents: None, attrs: Attrs::None }
+        Ev { channel, kind, step: None, value_cents: None, attrs: Attrs::None, ids: Ids::None, anonymous: false }
+    }
+
+    /// Without `customer_id`, known by `ids` only.
+    fn anon(mut self, ids: Ids) -> Self {
+        debug_assert!(ids != Ids::None);
+        self.ids = ids;
+        self.anonymous = true;
+        self
+    }
+
+    /// With `customer_id` and `ids`: a link of each identity to the customer.
+    fn link(mut self, ids: Ids) -> Self {
+        self.ids = ids;
+        self
     }
 
     fn with_attrs(mut self, rng: &mut Rng, p: f64, attrs: Attrs) -> Self {
         if rng.chance(p) {
             self.attrs = attrs;
         }
+        self
+    }
+
+    /// The `attrs` of `other` (the same store as the visit).
+    fn with_attrs_of(mut self, other: Ev) -> Self {
+        self.attrs = other.attrs;
         self
     }
 
@@ -126,6 +166,24 @@ pub(crate) enum Story {
     QuickPurchase,
     /// One contact answered and resolved on the same channel (first-contact resolution).
     QuickFix,
+    // Identity stories (`GenConfig::identities`, SPEC §6).
+    /// Anonymous web touches under a cookie, never logged in; sometimes an abandoned cart.
+    AnonBrowse,
+    /// Anonymous web touches under a cookie, then a login (customer + cookie) well within
+    /// `identify_wait`, then checkout.
+    LoginSoon,
+    /// Anonymous web touches under a cookie, then a login more than `identify_wait` later.
+    LoginLater,
+    /// A call known by the calling number only; the app profile (customer + phone + loyalty)
+    /// links the number before, a few minutes after, or not in this story.
+    CallByNumber,
+    /// WhatsApp messages by phone number, then the app profile and a purchase, or no link.
+    WhatsappByPhone,
+    /// A store visit and purchase by loyalty card, sometimes followed by the app profile.
+    StoreLoyalty,
+    /// A call from the household landline, identified by the agent: the two customers of a
+    /// household link the same phone (a conflict for the second).
+    FamilyPhone,
 }
 
 const STORIES: [(Story, u32); 8] = [
@@ -138,6 +196,31 @@ const STORIES: [(Story, u32); 8] = [
     (Story::QuickPurchase, 10),
     (Story::QuickFix, 6),
 ];
+
+/// [`STORIES`] plus the identity stories, when `GenConfig::identities` is on.
+const ID_STORIES: [(Story, u32); 15] = [
+    (Story::WebCallback, 8),
+    (Story::ChatPhoneEmail, 8),
+    (Story::WhatsappPayment, 6),
+    (Story::CartAbandon, 12),
+    (Story::CaseThread, 6),
+    (Story::Browsing, 50),
+    (Story::QuickPurchase, 10),
+    (Story::QuickFix, 6),
+    (Story::AnonBrowse, 12),
+    (Story::LoginSoon, 10),
+    (Story::LoginLater, 6),
+    (Story::CallByNumber, 10),
+    (Story::WhatsappByPhone, 6),
+    (Story::StoreLoyalty, 8),
+    (Story::FamilyPhone, 8),
+];
+
+/// Steps of a visitor who has not logged in.
+const ANON_STEPS: [&str; 6] = ["home", "search", "category", "product", "offers", "product"];
+/// [`LoginLater`](Story::LoginLater) logs in this long after its last anonymous touch: always
+/// more than the 30 m `identify_wait` and session gap.
+pub(crate) const LATE_LOGIN_MS: (i64, i64) = (40 * MIN, 5 * HOUR);
 
 const BROWSE_STEPS: [&str; 7] = ["home", "search", "category", "product", "login", "account", "offers"];
 const DEVICES: [&str; 3] = ["ios", "android", "ipados"];
@@ -163,6 +246,10 @@ pub(crate) struct Cursor {
     topic: &'static str,
     /// `journey_id` number of a case thread.
     pub(crate) case: Option<u32>,
+    /// Story-specific variant (identity stories).
+    variant: u8,
+    /// Browser cookie of a web identity story (48 bits).
+    pub(crate) cookie: u64,
     /// The event this cursor is scheduled to emit.
     pub(crate) ev: Ev,
 }
@@ -213,10 +300,14 @@ fn queue_attrs(rng: &mut Rng, ev: Ev) -> Ev {
 
 impl Cursor {
     /// Picks a story for `customer` and returns the cursor on its first event.
-    /// `next_case` is the generator's case counter, bumped when a thread starts.
-    pub(crate) fn start(rng: &mut Rng, customer: u64, next_case: &mut u32) -> Cursor {
-        let weights = STORIES.map(|(_, w)| w);
-        let story = STORIES[rng.weighted(&weights)].0;
+    /// `next_case` is the generator's case counter, bumped when a thread starts;
+    /// `identities` adds the identity stories to the draw.
+    pub(crate) fn start(rng: &mut Rng, customer: u64, next_case: &mut u32, identities: bool) -> Cursor {
+        let story = if identities {
+            ID_STORIES[rng.weighted(&ID_STORIES.map(|(_, w)| w))].0
+        } else {
+            STORIES[rng.weighted(&STORIES.map(|(_, w)| w))].0
+        };
         let mut c = Cursor {
             customer,
             story,
@@ -225,6 +316,8 @@ impl Cursor {
             chan: Channel::Web,
             topic: "",
             case: None,
+            variant: 0,
+            cookie: 0,
             ev: Ev::bare(Channel::Web, EventType::Touch),
         };
         c.ev = match story {
@@ -274,6 +367,45 @@ impl Cursor {
                     c.chan = web_or_app(rng);
                 }
                 digital_attrs(rng, ev)
+            }
+            Story::AnonBrowse | Story::LoginSoon | Story::LoginLater => {
+                c.cookie = rng.u64() >> 16;
+                c.left = match story {
+                    Story::AnonBrowse => rng.range(0, 4),
+                    Story::LoginSoon => rng.range(0, 3),
+                    _ => rng.range(0, 2),
+                } as u8;
+                let ev = Ev::new(Channel::Web, EventType::Touch, rng.pick(&ANON_STEPS)).anon(Ids::Cookie);
+                digital_attrs(rng, ev)
+            }
+            Story::CallByNumber => {
+                // 0: profile first; 1: call, then the profile; 2: call only.
+                c.variant = rng.weighted(&[35, 35, 30]) as u8;
+                c.topic = rng.pick(&["order_status", "delivery", "billing", "return"]);
+                if c.variant == 0 {
+                    Ev::new(Channel::App, EventType::Touch, "profile").link(Ids::Profile)
+                } else {
+                    queue_attrs(rng, Ev::new(Channel::Phone, EventType::Contact, c.topic).anon(Ids::Phone))
+                }
+            }
+            Story::WhatsappByPhone => {
+                // 0: the profile and an app purchase follow; 1: no link.
+                c.variant = u8::from(!rng.chance(0.6));
+                Ev::new(Channel::Whatsapp, EventType::Touch, "catalog").anon(Ids::Phone)
+            }
+            Story::StoreLoyalty => {
+                // 0: the app profile follows the purchase; 1: no link.
+                c.variant = u8::from(!rng.chance(0.45));
+                let store = rng.range(1, 250) as u32;
+                Ev::new(Channel::Store, EventType::Touch, "visit").anon(Ids::Loyalty).with_attrs(
+                    rng,
+                    0.8,
+                    Attrs::Store(store),
+                )
+            }
+            Story::FamilyPhone => {
+                c.topic = rng.pick(&["billing", "contract", "delivery"]);
+                queue_attrs(rng, Ev::new(Channel::Phone, EventType::Contact, c.topic).anon(Ids::Household))
             }
         };
         c
@@ -361,6 +493,84 @@ impl Cursor {
                 (delay, ev)
             }
             Story::CaseThread => self.advance_thread(rng)?,
+            Story::AnonBrowse | Story::LoginSoon | Story::LoginLater => self.advance_web_identity(rng)?,
+            Story::CallByNumber => match (self.variant, self.phase) {
+                (0, 1) => {
+                    let ev = Ev::new(Channel::Phone, EventType::Contact, self.topic).anon(Ids::Phone);
+                    (rng.range(2 * MIN, 25 * MIN), queue_attrs(rng, ev))
+                }
+                (0, 2) | (1 | 2, 1) => (
+                    rng.range(5 * SEC, 60 * SEC),
+                    Ev::new(Channel::Phone, EventType::Reply, self.topic).anon(Ids::Phone),
+                ),
+                (0, 3) if rng.chance(0.7) => (
+                    rng.range(MIN, 10 * MIN),
+                    Ev::new(Channel::Phone, EventType::RequestResolved, self.topic).anon(Ids::Phone),
+                ),
+                (1, 2) => (
+                    rng.range(3 * MIN, 20 * MIN),
+                    Ev::new(Channel::App, EventType::Touch, "profile").link(Ids::Profile),
+                ),
+                (2, 2) if rng.chance(0.5) => (
+                    rng.range(MIN, 10 * MIN),
+                    Ev::new(Channel::Phone, EventType::RequestResolved, self.topic).anon(Ids::Phone),
+                ),
+                _ => return None,
+            },
+            Story::WhatsappByPhone => match (self.variant, self.phase) {
+                (_, 1) => (
+                    rng.range(20 * SEC, 3 * MIN),
+                    Ev::new(Channel::Whatsapp, EventType::Contact, "order").anon(Ids::Phone),
+                ),
+                (_, 2) => (
+                    rng.range(10 * SEC, 5 * MIN),
+                    Ev::new(Channel::Whatsapp, EventType::Reply, "order").anon(Ids::Phone),
+                ),
+                (0, 3) => (
+                    rng.range(2 * MIN, 15 * MIN),
+                    Ev::new(Channel::App, EventType::Touch, "profile").link(Ids::Profile),
+                ),
+                (0, 4) => (
+                    rng.range(MIN, 8 * MIN),
+                    Ev::new(Channel::App, EventType::Conversion, "checkout").with_value(rng, 999, 19_999),
+                ),
+                (1, 3) if rng.chance(0.5) => (
+                    rng.range(2 * MIN, 10 * MIN),
+                    Ev::new(Channel::Whatsapp, EventType::Conversion, "order")
+                        .anon(Ids::Phone)
+                        .with_value(rng, 999, 19_999),
+                ),
+                (1, 3) => (
+                    rng.range(2 * MIN, 10 * MIN),
+                    Ev::new(Channel::Whatsapp, EventType::Abandon, "order").anon(Ids::Phone),
+                ),
+                _ => return None,
+            },
+            Story::StoreLoyalty => match (self.variant, self.phase) {
+                (_, 1) => {
+                    let ev = Ev::new(Channel::Store, EventType::Conversion, "till").anon(Ids::Loyalty);
+                    (rng.range(3 * MIN, 20 * MIN), ev.with_value(rng, 500, 25_000).with_attrs_of(self.ev))
+                }
+                (0, 2) => {
+                    (rng.range(MIN, 8 * MIN), Ev::new(Channel::App, EventType::Touch, "loyalty").link(Ids::Profile))
+                }
+                _ => return None,
+            },
+            Story::FamilyPhone => match self.phase {
+                1 => (
+                    rng.range(5 * SEC, 60 * SEC),
+                    Ev::new(Channel::Phone, EventType::Reply, self.topic).anon(Ids::Household),
+                ),
+                // The agent identifies the caller: a link of the household phone.
+                2 => (
+                    rng.range(MIN, 5 * MIN),
+                    Ev::new(Channel::Phone, EventType::RequestOpened, self.topic).link(Ids::Household),
+                ),
+                3 if rng.chance(0.8) => {
+                    (rng.range(2 * MIN, 15 * MIN), Ev::new(Channel::Phone, EventType::RequestResolved, self.topic))
+                }
+                _ => return None,
+            },
             Story::Browsing => {
                 if self.left == 0 {
                     return None;
@@ -373,6 +583,56 @@ impl Cursor {
         };
         self.ev = ev;
         Some(delay)
+    }
+
+    /// Web visits under a cookie: `left` anonymous touches, then (login stories) a login that
+    /// links the cookie and a checkout as the customer; or (anonymous browsing) maybe an
+    /// abandoned cart.
+    fn advance_web_identity(&mut self, rng: &mut Rng) -> Option<(i64, Ev)> {
+        let last = self.ev;
+        if matches!(last.kind, EventType::Conversion | EventType::Abandon) {
+            return None;
+        }
+        if last.anonymous && self.left > 0 {
+            self.left -= 1;
+            let ev = Ev::new(Channel::Web, EventType::Touch, rng.pick(&ANON_STEPS)).anon(Ids::Cookie);
+            return Some((rng.range(5 * SEC, 5 * MIN), digital_attrs(rng, ev)));
+        }
+        match (self.story, last.step) {
+            (Story::AnonBrowse, Some("cart")) => Some((
+                rng.range(10 * SEC, 3 * MIN),
+                Ev::new(Channel::Web, EventType::Abandon, "cart").anon(Ids::Cookie),
+            )),
+            (Story::AnonBrowse, _) if rng.chance(0.3) => {
+                Some((rng.range(5 * SEC, 4 * MIN), Ev::new(Channel::Web, EventType::Touch, "cart").anon(Ids::Cookie)))
+            }
+            (Story::AnonBrowse, _) => None,
+            (_, _) if last.anonymous => {
+                let delay = if self.story == Story::LoginSoon {
+                    rng.range(10 * SEC, 4 * MIN)
+                } else {
+                    rng.range(LATE_LOGIN_MS.0, LATE_LOGIN_MS.1)
+                };
+                Some((delay, Ev::new(Channel::Web, EventType::Touch, "login").link(Ids::Cookie)))
+            }
+            (_, Some("login")) => {
+                let step = if self.story == Story::LoginSoon { "checkout" } else { "account" };
+                Some((rng.range(20 * SEC, 4 * MIN), Ev::new(Channel::Web, EventType::Touch, step)))
+            }
+            (Story::LoginSoon, Some("checkout")) => {
+                let ev = if rng.chance(0.7) {
+                    Ev::new(Channel::Web, EventType::Conversion, "checkout").with_value(rng, 499, 59_999)
+                } else {
+                    Ev::new(Channel::Web, EventType::Abandon, "payment")
+                };
+                Some((rng.range(30 * SEC, 5 * MIN), ev))
+            }
+            (Story::LoginLater, Some("account")) if rng.chance(0.4) => {
+                let ev = Ev::new(Channel::Web, EventType::Conversion, "checkout").with_value(rng, 499, 59_999);
+                Some((rng.range(MIN, 10 * MIN), ev))
+            }
+            _ => None,
+        }
     }
 
     /// Case threads: the current event is in `self.ev`; `left` counts contacts still to come.
@@ -417,7 +677,7 @@ mod tests {
         let mut case = 0;
         let mut seen = [false; STORIES.len()];
         for n in 0..20_000 {
-            let mut c = Cursor::start(&mut rng, n, &mut case);
+            let mut c = Cursor::start(&mut rng, n, &mut case, false);
             seen[STORIES.iter().position(|(s, _)| *s == c.story).unwrap_or(0)] = true;
             let mut events = 1;
             while let Some(delay) = c.advance(&mut rng) {
@@ -430,9 +690,82 @@ mod tests {
                 if c.story == Story::WhatsappPayment && c.phase == 3 {
                     assert!(delay > 15 * MIN);
                 }
+                assert!(!c.ev.anonymous && c.ev.ids == Ids::None, "no identities unless asked");
             }
             assert!(events <= 16, "{:?} had {events} events", c.story);
         }
         assert!(seen.iter().all(|&s| s));
+    }
+
+    /// Identity stories: anonymous events carry identities; links come within `identify_wait`
+    /// of the story's anonymous events, except where the story is about a late login.
+    #[test]
+    fn identity_stories_link_in_time() {
+        let mut rng = Rng::new(2);
+        let mut case = 0;
+        let mut seen = [false; ID_STORIES.len()];
+        let mut anonymous_then_linked = [0u32; ID_STORIES.len()];
+        for n in 0..20_000 {
+            let mut c = Cursor::start(&mut rng, n, &mut case, true);
+            let story = ID_STORIES.iter().position(|(s, _)| *s == c.story).unwrap_or(0);
+            seen[story] = true;
+            let (mut t, mut first_anonymous, mut last_anonymous) = (0, None, None);
+            let mut events = vec![c.ev];
+            loop {
+                let ev = c.ev;
+                assert!(!ev.anonymous || ev.ids != Ids::None);
+                if ev.anonymous {
+                    first_anonymous.get_or_insert(t);
+                    last_anonymous = Some(t);
+                } else if ev.ids != Ids::None
+                    && let Some(first) = first_anonymous
+                {
+                    anonymous_then_linked[story] += 1;
+                    if c.story == Story::LoginLater {
+                        assert!(t - last_anonymous.unwrap_or(t) > 30 * MIN);
+                    } else {
+                        assert!(
+                            t - first <= 30 * MIN,
+                            "{:?}: link {} after the first anonymous event",
+                            c.story,
+                            t - first
+                        );
+                    }
+                }
+                let Some(delay) = c.advance(&mut rng) else { break };
+                assert!(delay > 0);
+                if c.story == Story::LoginLater && c.ev.step == Some("login") {
+                    assert!((LATE_LOGIN_MS.0..=LATE_LOGIN_MS.1).contains(&delay));
+                } else if c.story != Story::CaseThread {
+                    assert!(delay < 30 * MIN, "{:?} delay {delay}", c.story);
+                }
+                t += delay;
+                events.push(c.ev);
+            }
+            assert!(events.len() <= 16, "{:?} had {} events", c.story, events.len());
+            let channels: Vec<_> = events.iter().filter(|e| e.anonymous).map(|e| (e.channel, e.ids)).collect();
+            for (channel, ids) in channels {
+                match ids {
+                    Ids::Cookie => assert_eq!(channel, Channel::Web),
+                    Ids::Loyalty => assert_eq!(channel, Channel::Store),
+                    Ids::Phone => assert!(matches!(channel, Channel::Phone | Channel::Whatsapp)),
+                    Ids::Household => assert_eq!(channel, Channel::Phone),
+                    Ids::Profile | Ids::None => panic!("{:?}: anonymous {ids:?}", c.story),
+                }
+            }
+        }
+        assert!(seen.iter().all(|&s| s));
+        for (i, (story, _)) in ID_STORIES.iter().enumerate() {
+            let links = matches!(
+                story,
+                Story::LoginSoon
+                    | Story::LoginLater
+                    | Story::CallByNumber
+                    | Story::WhatsappByPhone
+                    | Story::StoreLoyalty
+                    | Story::FamilyPhone
+            );
+            assert_eq!(anonymous_then_linked[i] > 0, links, "{story:?}");
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use omnimeter_engine::{CutRule, DurationMs, EngineConfig, PartitionEngine, Rows, Stats};
+use omnimeter_engine::{CutRule, DurationMs, EngineConfig, Forwarded, PartitionEngine, Rows, Stats};
 use omnimeter_metrics::Metrics;
 use omnimeter_parquet::{GapRow, ParquetSink};
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext};
@@ -55,6 +55,8 @@ struct Held {
     fresh: bool,
     /// Since when the log end reported by fetches is before `next_offset`, with no message since.
     behind_log_end_since: Option<Instant>,
+    /// Resolved input: numbered messages found missing, as last reported.
+    missing_reported: u64,
 }
 
 impl Held {
@@ -73,6 +75,7 @@ impl Held {
             checkpointed_at: None,
             fresh: false,
             behind_log_end_since: None,
+            missing_reported: 0,
         }
     }
 }
@@ -115,7 +118,9 @@ impl PartitionSet {
         lock(&status).topic = opts.topic.clone();
         PartitionSet {
             topic: opts.topic.clone(),
-            engine_cfg: opts.engine,
+            // Identities are resolved upstream by `omnimeter resolve` (links from every
+            // partition); this worker takes events as they come (SPEC §6).
+            engine_cfg: EngineConfig { resolve_identities: false, ..opts.engine },
             file_period: opts.file_period,
             file_rows: opts.file_rows,
             on_data_loss: opts.on_data_loss,
@@ -205,7 +210,14 @@ impl PartitionSet {
 
     /// One message from the poll loop. Returns whether it completed a cut, which
     /// the caller then publishes.
-    pub(crate) fn push(&mut self, partition: i32, offset: i64, key: Option<&[u8]>, payload: &[u8]) -> Result<bool> {
+    pub(crate) fn push(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        forwarded: Option<&Forwarded>,
+    ) -> Result<bool> {
         let settings = self.cut_settings();
         let Some(h) = self.held.get_mut(&partition) else { return Ok(false) }; // in flight across a revoke
         if h.next_offset.is_some_and(|n| offset < n) {
@@ -222,7 +234,11 @@ impl PartitionSet {
             Self::take_cut(h, &self.metrics, settings, false)?;
             cut = true;
         }
-        if let Some(reason) = h.engine.push(payload, offset)
+        let rejected = match forwarded {
+            Some(f) => h.engine.push_forwarded(payload, f, offset),
+            None => h.engine.push(payload, offset),
+        };
+        if let Some(reason) = rejected
             && let Some(dl) = &self.dead_letters
         {
             dl.send(partition, offset, key, payload, reason);
@@ -264,7 +280,18 @@ impl PartitionSet {
     /// Metrics of journeys closed since the last look, and the live counts: they
     /// follow the events without waiting for a cut.
     pub(crate) fn observe(&mut self) {
-        for h in self.held.values_mut() {
+        for (p, h) in self.held.iter_mut() {
+            // A gap in a resolver's numbering: messages that never arrived. Loud, once per change.
+            let (repeated, missing) = h.engine.upstream_repeats_and_missing();
+            if missing > h.missing_reported {
+                tracing::error!(
+                    partition = p,
+                    missing,
+                    repeated,
+                    "resolved input: messages of the resolve stage never arrived (numbers skipped); tables miss them"
+                );
+                h.missing_reported = missing;
+            }
             self.metrics.record_journeys(h.engine.newly_closed());
             self.metrics.record_tally(&h.engine.take_tally());
         }

@@ -8,14 +8,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use omnimeter_engine::{CheckpointError, DurationMs, EngineConfig, Stats};
+use omnimeter_engine::resolve::FORWARDED_HEADER;
+use omnimeter_engine::{CheckpointError, DurationMs, EngineConfig, Forwarded, Stats};
 use omnimeter_metrics::Metrics;
 use omnimeter_parquet::{Output, ParquetSink};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{Statistics, TopicPartitionList};
 
@@ -309,7 +310,16 @@ fn poll_loop(
         match polled {
             None => {}
             Some(Ok(m)) => {
-                let cut = s.push(m.partition(), m.offset(), m.key(), m.payload().unwrap_or_default())?;
+                // A resolve stage's message says what it is in a header (SPEC §6).
+                let forwarded = if opts.engine.resolved_input {
+                    m.headers().and_then(|hs| {
+                        hs.iter().find(|h| h.key == FORWARDED_HEADER).and_then(|h| h.value.and_then(Forwarded::parse))
+                    })
+                } else {
+                    None
+                };
+                let payload = m.payload().unwrap_or_default();
+                let cut = s.push(m.partition(), m.offset(), m.key(), payload, forwarded.as_ref())?;
                 // A completed cut is published at once, unless a failed one waits for its retry.
                 if cut && !s.output_failing {
                     next_publish = Some(Instant::now());

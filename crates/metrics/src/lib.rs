@@ -8,7 +8,7 @@ mod windows;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use omnimeter_engine::{JourneyRow, Outcome, RejectReason, TABLES, Tally};
+use omnimeter_engine::{IdentityCounts, JourneyRow, Outcome, RejectReason, TABLES, Tally};
 use prometheus::{
     CounterVec, Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -80,6 +80,9 @@ pub struct Metrics {
     parquet_rows: IntCounterVec,
     sink_errors: IntCounter,
     lost_offsets: IntCounterVec,
+    identity_links: IntCounter,
+    identity_conflicts: IntCounter,
+    anonymous_events: IntCounterVec,
     labels_folded: IntCounter,
     guard: Mutex<LabelGuard>,
     windows: Mutex<FinalWindows>,
@@ -201,6 +204,30 @@ impl Metrics {
                     &["topic", "partition"],
                 ),
             ),
+            identity_links: reg(
+                &r,
+                IntCounter::new(
+                    "identity_links_total",
+                    "Identities (cookie, phone, card...) that got their owner (SPEC §6)",
+                ),
+            ),
+            identity_conflicts: reg(
+                &r,
+                IntCounter::new(
+                    "identity_conflicts_total",
+                    "Links of an owned identity to another customer (shared devices), ignored",
+                ),
+            ),
+            anonymous_events: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "anonymous_events_total",
+                        "Events that came without a customer, by whether a link gave them one",
+                    ),
+                    &["resolved"],
+                ),
+            ),
             committed_offset: reg(
                 &r,
                 IntGaugeVec::new(
@@ -254,6 +281,9 @@ impl Metrics {
         for o in Outcome::ALL {
             m.journeys_closed.with_label_values(&[o.as_str()]);
         }
+        for resolved in ["true", "false"] {
+            m.anonymous_events.with_label_values(&[resolved]);
+        }
         for r in RejectReason::ALL.iter().filter(|r| **r != RejectReason::Late) {
             m.rejected.with_label_values(&[r.as_str()]);
         }
@@ -263,6 +293,7 @@ impl Metrics {
     /// What the engine folded since the last call.
     pub fn record_tally(&self, t: &Tally) {
         self.inputs.inc_by(t.inputs);
+        self.record_identity(&t.identity);
         self.duplicates.inc_by(t.duplicates);
         for r in RejectReason::ALL {
             let n = t.rejected[r.index()];
@@ -349,6 +380,14 @@ impl Metrics {
     }
 
     /// Offsets skipped because the broker had deleted them (SPEC §4 `on_data_loss = "skip"`).
+    /// SPEC §6 counts: from the engine (file mode) or the resolve stage.
+    pub fn record_identity(&self, c: &IdentityCounts) {
+        self.identity_links.inc_by(c.links);
+        self.identity_conflicts.inc_by(c.conflicts);
+        self.anonymous_events.with_label_values(&["true"]).inc_by(c.resolved);
+        self.anonymous_events.with_label_values(&["false"]).inc_by(c.unresolved);
+    }
+
     pub fn record_lost_offsets(&self, topic: &str, partition: i32, count: u64) {
         self.lost_offsets.with_label_values(&[topic, partition.to_string().as_str()]).inc_by(count);
     }

@@ -157,6 +157,7 @@ fn a_million_channel_names_fold_into_a_small_exposition() {
             repeat_contacts: 0,
             unanswered_contacts: 0,
             errors: 0,
+            anonymous_events: 0,
         })
         .collect();
     m.record_journeys(&journeys);

@@ -151,6 +151,7 @@ mod tests {
             repeat_contacts: 0,
             unanswered_contacts: 0,
             errors: 0,
+            anonymous_events: 0,
         }
     }
 

@@ -157,6 +157,7 @@ impl ParquetSink {
         self.write_table(&mut out, 5, &rows.friction, |r| r.window_start, schema::friction)?;
         self.write_table(&mut out, 6, &rows.attribution, |r| r.window_start, schema::attribution)?;
         self.write_table(&mut out, 7, &rows.rejected, |r| r.placed_ts, schema::rejected)?;
+        self.write_table(&mut out, 8, &rows.identities, |r| r.linked_ts, schema::identities)?;
         Ok(out.report)
     }
 

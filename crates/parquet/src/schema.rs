@@ -9,7 +9,8 @@ use arrow_array::{
 };
 use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
 use omnimeter_engine::{
-    ActivityRow, AttributionRow, FrictionRow, JourneyRow, JourneyWindowRow, PathRow, RejectedRow, TransitionRow,
+    ActivityRow, AttributionRow, FrictionRow, IdentityRow, JourneyRow, JourneyWindowRow, PathRow, RejectedRow,
+    TransitionRow,
 };
 
 /// Builds one table's batch from the rows that share a file.
@@ -75,6 +76,7 @@ pub(crate) fn distinct_columns(table: &str) -> &'static [&'static str] {
         "paths" => &["conversion_value"],
         "attribution" => &["value"],
         "rejected" => &["offset", "raw", "raw_text"],
+        "identities" => &["identity_value", "customer_id", "linked_ts"],
         _ => &[],
     }
 }
@@ -86,6 +88,7 @@ pub(crate) fn distinct_columns(table: &str) -> &'static [&'static str] {
 pub(crate) fn unsorted_id_columns(table: &str) -> &'static [&'static str] {
     match table {
         "journeys" => &["customer_id", "journey_id"],
+        "identities" => &["identity_value", "customer_id"],
         _ => &[],
     }
 }
@@ -121,6 +124,7 @@ pub(crate) fn journeys(rows: &[&JourneyRow]) -> Result<RecordBatch, ArrowError> 
             field("repeat_contacts", Int64, false),
             field("unanswered_contacts", Int64, false),
             field("errors", Int64, false),
+            field("anonymous_events", Int64, false),
         ],
         vec![
             i32s(rows, |r| r.partition),
@@ -142,6 +146,7 @@ pub(crate) fn journeys(rows: &[&JourneyRow]) -> Result<RecordBatch, ArrowError> 
             i64s(rows, |r| r.repeat_contacts),
             i64s(rows, |r| r.unanswered_contacts),
             i64s(rows, |r| r.errors),
+            i64s(rows, |r| r.anonymous_events),
         ],
     )
 }
@@ -312,6 +317,28 @@ pub(crate) fn rejected(rows: &[&RejectedRow]) -> Result<RecordBatch, ArrowError>
             strs(rows, |r| r.reason.as_str()),
             Arc::new(raw.finish()),
             Arc::new(text.finish()),
+        ],
+    )
+}
+
+pub(crate) fn identities(rows: &[&IdentityRow]) -> Result<RecordBatch, ArrowError> {
+    use DataType::{Boolean, Int32, Utf8};
+    batch(
+        vec![
+            field("partition", Int32, false),
+            field("identity_type", Utf8, false),
+            field("identity_value", Utf8, false),
+            field("customer_id", Utf8, false),
+            field("linked_ts", ts_type(), false),
+            field("conflict", Boolean, false),
+        ],
+        vec![
+            i32s(rows, |r| r.partition),
+            strs(rows, |r| &r.identity_type),
+            strs(rows, |r| &r.identity_value),
+            strs(rows, |r| &r.customer_id),
+            ts(rows, |r| r.linked_ts),
+            opt_bools(rows, |r| Some(r.conflict)),
         ],
     )
 }

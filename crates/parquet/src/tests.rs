@@ -47,6 +47,7 @@ fn journey(end_ts: i64, journey_id: Option<&str>, fcr: Option<bool>) -> JourneyR
         repeat_contacts: 0,
         unanswered_contacts: 1,
         errors: 0,
+        anonymous_events: 0,
     }
 }
 
@@ -123,6 +124,14 @@ pub(crate) fn sample() -> Rows {
                 placed_ts: 0,
             },
         ],
+        identities: vec![IdentityRow {
+            partition: 0,
+            identity_type: "phone".into(),
+            identity_value: "+34600000000".into(),
+            customer_id: "c-1".into(),
+            linked_ts: T0,
+            conflict: false,
+        }],
     }
 }
 
@@ -166,8 +175,8 @@ fn writes_hive_layout_and_reads_back() -> TestResult {
     assert_eq!(sink.output(), &Output::Local(root.clone()));
     let report = sink.write_batch(&sample(), 0, 10)?;
 
-    assert_eq!(report.files, [2, 1, 1, 1, 1, 1, 1, 2]);
-    assert_eq!(report.rows, [2, 1, 1, 1, 1, 1, 1, 2]);
+    assert_eq!(report.files, [2, 1, 1, 1, 1, 1, 1, 2, 1]);
+    assert_eq!(report.rows, [2, 1, 1, 1, 1, 1, 1, 2, 1]);
     let name = "p00000-o00000000000000000010.parquet";
     let mut expected: Vec<String> = [
         "journeys/date=2024-02-29/hour=13",
@@ -180,6 +189,7 @@ fn writes_hive_layout_and_reads_back() -> TestResult {
         "attribution/date=2024-02-29/hour=13",
         "rejected/date=1970-01-01/hour=00",
         "rejected/date=2024-02-29/hour=13",
+        "identities/date=2024-02-29/hour=13",
     ]
     .iter()
     .map(|d| format!("{d}/{name}"))
@@ -200,7 +210,8 @@ fn writes_hive_layout_and_reads_back() -> TestResult {
     assert_eq!(types[3], ("start_ts", &ts_type, false));
     assert_eq!(types[4], ("end_ts", &ts_type, false));
     assert_eq!(types[15], ("first_contact_resolution", &DataType::Boolean, true));
-    assert_eq!(types.len(), 19);
+    assert_eq!(types[19], ("anonymous_events", &DataType::Int64, false));
+    assert_eq!(types.len(), 20);
     assert!(!types.iter().any(|(n, ..)| *n == "date" || *n == "hour"));
     let end_ts = parquet_schema.column(4);
     assert_eq!(end_ts.name(), "end_ts");
@@ -247,6 +258,14 @@ fn writes_hive_layout_and_reads_back() -> TestResult {
     assert_eq!(col(&batch, "offset").as_primitive::<Int64Type>().value(0), 12);
     let (batch, _) = read(&paths[9])?;
     assert_eq!(col(&batch, "raw_text").as_string::<i32>().value(0), r#"{"ts":1}"#);
+
+    // identities (SPEC §6)
+    let (batch, _) = read(&paths[10])?;
+    let names: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(names, ["partition", "identity_type", "identity_value", "customer_id", "linked_ts", "conflict"]);
+    assert_eq!(col(&batch, "linked_ts").data_type(), &ts_type);
+    assert_eq!(col(&batch, "identity_value").as_string::<i32>().value(0), "+34600000000");
+    assert!(!col(&batch, "conflict").as_boolean().value(0));
     Ok(())
 }
 
@@ -259,7 +278,7 @@ fn rewriting_a_batch_replaces_its_files() -> TestResult {
     let again = sink.write_batch(&sample(), 3, 500)?;
     assert_eq!(first, again);
     assert_eq!(files(tmp.path()), before);
-    assert_eq!(before.len(), 10, "one file per (table, hour)");
+    assert_eq!(before.len(), 11, "one file per (table, hour)");
     assert!(before.iter().all(|f| f.ends_with("p00003-o00000000000000000500.parquet")));
     Ok(())
 }
@@ -288,19 +307,19 @@ fn remove_from_drops_only_that_partition_from_the_offset() -> TestResult {
 
     // Recovery keeps regular batches (a replay rewrites them identically) and sweeps temps.
     assert_eq!(sink.remove_from(0, 100, false, false)?, 1);
-    assert_eq!(files(tmp.path()).len(), 43 - 1);
+    assert_eq!(files(tmp.path()).len(), 47 - 1);
     // A change of cut settings drops every batch from the offset on.
-    assert_eq!(sink.remove_from(0, 100, false, true)?, 10 + 10);
+    assert_eq!(sink.remove_from(0, 100, false, true)?, 11 + 11);
 
     let left = files(tmp.path());
     let count = |needle: &str| left.iter().filter(|f| f.contains(needle)).count();
-    assert_eq!(count("p00000-o00000000000000000000.parquet"), 10);
+    assert_eq!(count("p00000-o00000000000000000000.parquet"), 11);
     assert_eq!(count("p00000-o00000000000000000100"), 0);
     assert_eq!(count("p00000-o00000000000000000200"), 0);
-    assert_eq!(count("p00001-o00000000000000000100.parquet"), 10);
+    assert_eq!(count("p00001-o00000000000000000100.parquet"), 11);
     assert_eq!(count(".p00001-o00000000000000000300.parquet.tmp"), 1);
     assert_eq!(count("notes.txt"), 1);
-    assert_eq!(left.len(), 22);
+    assert_eq!(left.len(), 24);
 
     assert_eq!(sink.remove_from(0, 100, false, true)?, 0, "idempotent");
     Ok(())
@@ -313,10 +332,10 @@ fn closing_batches_have_their_own_names_and_survive_when_committed() -> TestResu
     sink.write_batch(&sample(), 0, 100)?;
     let report = sink.write_closing_batch(&sample(), 0, 100)?;
     assert!(report.keys.iter().all(|k| k.ends_with("p00000-o00000000000000000100-end.parquet")));
-    assert_eq!(files(tmp.path()).len(), 20, "a closing batch does not replace the regular batch at the same offset");
+    assert_eq!(files(tmp.path()).len(), 22, "a closing batch does not replace the regular batch at the same offset");
     assert_eq!(sink.remove_from(0, 100, true, false)?, 0, "committed close at 100 kept, regular batch kept");
-    assert_eq!(sink.remove_from(0, 100, false, false)?, 10, "an uncommitted close is dropped");
-    assert_eq!(files(tmp.path()).len(), 10);
+    assert_eq!(sink.remove_from(0, 100, false, false)?, 11, "an uncommitted close is dropped");
+    assert_eq!(files(tmp.path()).len(), 11);
     sink.write_closing_batch(&sample(), 0, 50)?;
     assert_eq!(sink.remove_from(0, 100, false, false)?, 0, "a close before the checkpoint's offset is covered");
     Ok(())
@@ -394,6 +413,7 @@ fn per_column_settings_name_real_columns() {
         ("paths", schema::paths(&[]).unwrap().schema()),
         ("attribution", schema::attribution(&[]).unwrap().schema()),
         ("rejected", schema::rejected(&[]).unwrap().schema()),
+        ("identities", schema::identities(&[]).unwrap().schema()),
     ];
     for (table, schema) in schemas {
         for column in schema::distinct_columns(table).iter().chain(schema::unsorted_id_columns(table)) {
@@ -402,7 +422,8 @@ fn per_column_settings_name_real_columns() {
     }
     for table in TABLES {
         let listed = !schema::distinct_columns(table).is_empty() || !schema::unsorted_id_columns(table).is_empty();
-        let checked = ["journeys", "journey_windows", "paths", "attribution", "rejected"].contains(&table);
+        let checked =
+            ["journeys", "journey_windows", "paths", "attribution", "rejected", "identities"].contains(&table);
         assert!(!listed || checked, "{table} has per-column settings this test does not check");
     }
 }

@@ -9,14 +9,16 @@ use std::path::Path;
 
 use crate::read::{self, Batch, bool_at};
 use crate::{
-    Attribution, ChannelResolution, Error, FrictionPoint, Headline, OutcomeCount, PathStats, RESOLUTION_BUCKETS,
-    Report, Transition,
+    Attribution, ChannelResolution, Error, FrictionPoint, Headline, IdentityFigures, OutcomeCount, PathStats,
+    RESOLUTION_BUCKETS, Report, Transition,
 };
 
 /// Lifecycle order of the engine's outcomes; the report lists them this way.
 const OUTCOMES: [&str; 5] = ["converted", "resolved", "abandoned", "unresolved", "browsed"];
 /// Attribution models in the order they are drawn.
 pub(crate) const MODELS: [&str; 3] = ["first_touch", "last_touch", "linear"];
+/// `customer_id` prefix of an anonymous customer (SPEC §6: `anon:<type>:<value>`).
+const ANONYMOUS_PREFIX: &str = "anon:";
 
 pub(crate) fn load(dir: &Path) -> Result<Report, Error> {
     let meta = fs::metadata(dir).map_err(|source| Error::NoOutput { path: dir.to_path_buf(), source })?;
@@ -30,7 +32,9 @@ pub(crate) fn load(dir: &Path) -> Result<Report, Error> {
     let friction = read_friction(dir, &mut files_read)?;
     let paths = read_paths(dir, &mut files_read)?;
     let attribution = read_attribution(dir, &mut files_read)?;
+    let links = read_identities(dir, &mut files_read)?;
     let (resolution, resolution_p50_ms, resolution_p90_ms) = journeys.resolution();
+    let identity = journeys.identity(links);
     Ok(Report {
         source: dir.to_path_buf(),
         files_read,
@@ -43,6 +47,7 @@ pub(crate) fn load(dir: &Path) -> Result<Report, Error> {
         friction,
         paths,
         attribution,
+        identity,
     })
 }
 
@@ -52,10 +57,22 @@ fn scan(
     table: &'static str,
     columns: &[&'static str],
     files_read: &mut usize,
+    each: impl FnMut(&Batch<'_>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    scan_optional(dir, table, columns, &[], files_read, each)
+}
+
+/// [`scan`] that also reads the `optional` columns of the files that have them.
+fn scan_optional(
+    dir: &Path,
+    table: &'static str,
+    columns: &[&'static str],
+    optional: &[&'static str],
+    files_read: &mut usize,
     mut each: impl FnMut(&Batch<'_>) -> Result<(), Error>,
 ) -> Result<(), Error> {
     for file in read::table_files(dir, table)? {
-        read::read_file(&file, table, columns, &mut each)?;
+        read::read_file(&file, table, columns, optional, &mut each)?;
         *files_read += 1;
     }
     Ok(())
@@ -83,6 +100,11 @@ struct Journeys {
     outcomes: BTreeMap<String, u64>,
     /// Resolution times by first channel; kept whole for exact percentiles.
     resolution_ms: BTreeMap<String, Vec<i64>>,
+    /// SPEC §6, from the files with an `anonymous_events` column.
+    stitched: u64,
+    anonymous_journeys: u64,
+    anonymous_events: i64,
+    resolved_events: i64,
 }
 
 impl Journeys {
@@ -98,8 +120,10 @@ impl Journeys {
             "first_contact_resolution",
             "unanswered_contacts",
         ];
+        // Newer outputs only (SPEC §6); `customer_id` is read only along with it.
+        const IDENTITY_COLUMNS: [&str; 2] = ["anonymous_events", "customer_id"];
         let mut acc = Journeys::default();
-        scan(dir, "journeys", &COLUMNS, files_read, |b| {
+        scan_optional(dir, "journeys", &COLUMNS, &IDENTITY_COLUMNS, files_read, |b| {
             let start = b.ints("start_ts")?;
             let end = b.ints("end_ts")?;
             let events = b.ints("events")?;
@@ -129,9 +153,44 @@ impl Journeys {
                     acc.first_contact += 1;
                 }
             }
+            if b.has("anonymous_events") {
+                let (anonymous, customer) = (b.ints("anonymous_events")?, b.strs("customer_id")?);
+                for i in 0..b.len() {
+                    let n = anonymous.count(i);
+                    let anonymous_customer = customer.name(i).starts_with(ANONYMOUS_PREFIX);
+                    acc.anonymous_journeys += u64::from(anonymous_customer);
+                    if n > 0 {
+                        acc.anonymous_events = acc.anonymous_events.saturating_add(n);
+                        if !anonymous_customer {
+                            acc.stitched += 1;
+                            acc.resolved_events = acc.resolved_events.saturating_add(n);
+                        }
+                    }
+                }
+            }
             Ok(())
         })?;
         Ok(acc)
+    }
+
+    /// Identity figures when there is identity data: links or conflicts, or journeys
+    /// with anonymous events or of anonymous customers.
+    fn identity(&self, links: Links) -> Option<IdentityFigures> {
+        if links.links + links.conflicts == 0 && self.anonymous_events <= 0 && self.anonymous_journeys == 0 {
+            return None;
+        }
+        let mut links_by_type: Vec<(String, u64)> = links.by_type.into_iter().collect();
+        links_by_type.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Some(IdentityFigures {
+            stitched_journeys: self.stitched,
+            stitched_share: ratio(self.stitched, self.journeys),
+            anonymous_journeys: self.anonymous_journeys,
+            anonymous_events: non_negative(self.anonymous_events),
+            resolved_events: non_negative(self.resolved_events),
+            links: links.links,
+            conflicts: links.conflicts,
+            links_by_type,
+        })
     }
 
     fn headline(&self) -> Headline {
@@ -199,6 +258,31 @@ pub(crate) fn nearest_rank(sorted: &[i64], p: usize) -> Option<i64> {
 /// Index into [`RESOLUTION_BUCKETS`] of a resolution time.
 pub(crate) fn bucket_of(ms: i64) -> usize {
     RESOLUTION_BUCKETS.iter().position(|&(_, upper)| ms < upper).unwrap_or(RESOLUTION_BUCKETS.len() - 1)
+}
+
+/// The `identities` table: links (owners) and conflicts.
+#[derive(Default)]
+struct Links {
+    links: u64,
+    conflicts: u64,
+    by_type: BTreeMap<String, u64>,
+}
+
+fn read_identities(dir: &Path, files_read: &mut usize) -> Result<Links, Error> {
+    let mut acc = Links::default();
+    scan(dir, "identities", &["identity_type", "conflict"], files_read, |b| {
+        let (kind, conflict) = (b.strs("identity_type")?, b.bools("conflict")?);
+        for i in 0..b.len() {
+            if bool_at(conflict, i) == Some(true) {
+                acc.conflicts += 1;
+            } else {
+                acc.links += 1;
+                *acc.by_type.entry(kind.name(i).to_string()).or_default() += 1;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(acc)
 }
 
 fn read_transitions(dir: &Path, files_read: &mut usize) -> Result<Vec<Transition>, Error> {

@@ -1,6 +1,8 @@
 //! Turns an omnimeter Parquet output directory into one self-contained HTML report:
 //! headline figures plus channel flow, resolution time, friction, path and attribution
-//! charts as inline SVG, with no scripts and nothing fetched over the network.
+//! charts as inline SVG, with no scripts and nothing fetched over the network. Outputs with
+//! identity data (SPEC §6) also get identity resolution figures; older outputs, without the
+//! `anonymous_events` column or the `identities` table, render as before.
 
 mod aggregate;
 mod charts;
@@ -60,6 +62,29 @@ pub struct Headline {
     pub start_ms: Option<i64>,
     /// Latest `end_ts`, epoch milliseconds UTC.
     pub end_ms: Option<i64>,
+}
+
+/// Identity resolution (SPEC §6): how anonymous events were stitched to customers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IdentityFigures {
+    /// Journeys with anonymous events whose customer is known (not `anon:…`): events that
+    /// came without a `customer_id`, stitched into a customer's journey.
+    pub stitched_journeys: u64,
+    /// `stitched_journeys` over all journeys; `None` without journeys.
+    pub stitched_share: Option<f64>,
+    /// Journeys of anonymous customers (`customer_id` `anon:<type>:<value>`).
+    pub anonymous_journeys: u64,
+    /// Sum of the journeys' `anonymous_events`.
+    pub anonymous_events: u64,
+    /// Of those, events in journeys of known customers (resolved to an owner).
+    pub resolved_events: u64,
+    /// `identities` rows with `conflict = false`: identities that got an owner.
+    pub links: u64,
+    /// `identities` rows with `conflict = true`: links of an identity to another customer
+    /// than its owner.
+    pub conflicts: u64,
+    /// Links per identity type, most first, then by type.
+    pub links_by_type: Vec<(String, u64)>,
 }
 
 /// Journeys per outcome.
@@ -153,6 +178,10 @@ pub struct Report {
     pub paths: Vec<PathStats>,
     /// By channel, then model.
     pub attribution: Vec<Attribution>,
+    /// Identity resolution figures, when the output has identity data: `identities` rows,
+    /// or journeys with anonymous events. `None` for outputs without (older versions, or
+    /// inputs that carry no `identities`).
+    pub identity: Option<IdentityFigures>,
 }
 
 impl Report {

@@ -53,12 +53,14 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Reads `columns` of one file batch by batch. Only those columns are decoded,
+/// Reads `columns` of one file batch by batch, plus those of `optional` the file has
+/// (columns newer versions added: [`Batch::has`] tells). Only those columns are decoded,
 /// which keeps wide tables (journeys, rejected payloads) cheap.
 pub(crate) fn read_file(
     path: &Path,
     table: &'static str,
     columns: &[&'static str],
+    optional: &[&'static str],
     mut each: impl FnMut(&Batch<'_>) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let file = File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
@@ -73,6 +75,7 @@ pub(crate) fn read_file(
         })?;
         roots.push(index);
     }
+    roots.extend(optional.iter().filter_map(|&column| builder.schema().index_of(column).ok()));
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
     let reader = builder.with_projection(mask).build().map_err(parquet_err)?;
     for batch in reader {
@@ -92,6 +95,11 @@ pub(crate) struct Batch<'a> {
 impl Batch<'_> {
     pub(crate) fn len(&self) -> usize {
         self.batch.num_rows()
+    }
+
+    /// Whether the batch holds `column` (an optional column the file has).
+    pub(crate) fn has(&self, column: &str) -> bool {
+        self.batch.column_by_name(column).is_some()
     }
 
     fn column(&self, column: &'static str) -> Result<&ArrayRef, Error> {

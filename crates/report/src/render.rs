@@ -12,7 +12,7 @@ use crate::charts::{
     VGroup, saturating_sum,
 };
 use crate::format::{self, count, duration, percent_or_dash};
-use crate::{Error, RESOLUTION_BUCKETS, Report};
+use crate::{Error, IdentityFigures, RESOLUTION_BUCKETS, Report};
 
 /// Channels beyond this many are folded into one heatmap row and column, which
 /// keeps the grid readable on a slide.
@@ -42,6 +42,8 @@ struct View {
     has_journeys: bool,
     range: Option<String>,
     kpis: Vec<Kpi>,
+    /// Identity resolution figures (SPEC §6); empty for outputs without identity data.
+    identity_kpis: Vec<Kpi>,
     outcomes: Option<Svg>,
     outcome_legend: Vec<Legend>,
     flow: Option<Chart>,
@@ -137,6 +139,7 @@ impl View {
             has_journeys: h.journeys > 0,
             range,
             kpis: kpis(r),
+            identity_kpis: r.identity.as_ref().map(|i| identity_kpis(i, h.journeys)).unwrap_or_default(),
             outcomes: outcomes(r),
             outcome_legend: outcome_legend(r),
             flow,
@@ -178,6 +181,45 @@ fn kpis(r: &Report) -> Vec<Kpi> {
             label: "Unanswered contacts",
             value: count(h.unanswered_contacts),
             note: "contacts with no reply within the SLA".to_string(),
+        },
+    ]
+}
+
+fn identity_kpis(i: &IdentityFigures, journeys: u64) -> Vec<Kpi> {
+    let types: Vec<String> = i.links_by_type.iter().map(|(t, n)| format!("{} {t}", count(*n))).collect();
+    let unresolved = i.anonymous_events.saturating_sub(i.resolved_events);
+    vec![
+        Kpi {
+            label: "Journeys stitched",
+            value: percent_or_dash(i.stitched_share),
+            note: format!(
+                "{} of {} journeys joined events without a customer_id to a known customer",
+                count(i.stitched_journeys),
+                count(journeys)
+            ),
+        },
+        Kpi {
+            label: "Journeys of anonymous customers",
+            value: count(i.anonymous_journeys),
+            note: format!(
+                "known only by a cookie, phone or card (anon:…); {} of {} anonymous events stayed anonymous",
+                count(unresolved),
+                count(i.anonymous_events)
+            ),
+        },
+        Kpi {
+            label: "Identity links",
+            value: count(i.links),
+            note: if types.is_empty() {
+                "identities that got an owner".to_string()
+            } else {
+                format!("identities that got an owner: {}", types.join(", "))
+            },
+        },
+        Kpi {
+            label: "Identity conflicts",
+            value: count(i.conflicts),
+            note: "links to another customer than the owner (shared devices, family phones), ignored".to_string(),
         },
     ]
 }

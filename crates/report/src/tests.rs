@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use omnimeter_engine::{
-    AttributionModel, AttributionRow, EngineConfig, FrictionKind, FrictionRow, JourneyRow, Outcome, PartitionEngine,
-    PathRow, Rows, TransitionRow,
+    AttributionModel, AttributionRow, EngineConfig, FrictionKind, FrictionRow, IdentityRow, JourneyRow, Outcome,
+    PartitionEngine, PathRow, Rows, TransitionRow,
 };
 use omnimeter_parquet::ParquetSink;
 
@@ -56,6 +56,7 @@ fn halves(rows: &Rows) -> (Rows, Rows) {
         journey_windows: w0,
         activity: rows.activity.clone(),
         rejected: rows.rejected.clone(),
+        identities: rows.identities.clone(),
     };
     let second = Rows {
         journeys: j1,
@@ -327,6 +328,7 @@ fn hostile_rows() -> Rows {
             repeat_contacts: 0,
             unanswered_contacts: 0,
             errors: 0,
+            anonymous_events: 0,
         }],
         transitions: vec![TransitionRow {
             partition: 0,
@@ -488,4 +490,203 @@ fn many_channels_fold_into_other() {
     let html = report.to_html().unwrap();
     assert!(html.contains("(other)"));
     assert!(html.contains("folded into (other)"));
+}
+
+fn identity_rows() -> Rows {
+    run_engine(&fs::read(data("public-identity.ndjson")).unwrap())
+}
+
+/// Identity figures computed here from the rows the engine gave.
+fn expected_identity(rows: &[&Rows]) -> IdentityFigures {
+    let journeys: Vec<&JourneyRow> = rows.iter().flat_map(|r| &r.journeys).collect();
+    let identities: Vec<&IdentityRow> = rows.iter().flat_map(|r| &r.identities).collect();
+    let known = |j: &&&JourneyRow| !j.customer_id.starts_with("anon:");
+    let stitched = journeys.iter().filter(|j| j.anonymous_events > 0).filter(known).count() as u64;
+    let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
+    for r in identities.iter().filter(|r| !r.conflict) {
+        *by_type.entry(r.identity_type.to_string()).or_default() += 1;
+    }
+    let mut links_by_type: Vec<(String, u64)> = by_type.into_iter().collect();
+    links_by_type.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    IdentityFigures {
+        stitched_journeys: stitched,
+        stitched_share: Some(stitched as f64 / journeys.len() as f64),
+        anonymous_journeys: journeys.iter().filter(|j| j.customer_id.starts_with("anon:")).count() as u64,
+        anonymous_events: journeys.iter().map(|j| j.anonymous_events as u64).sum(),
+        resolved_events: journeys.iter().filter(known).map(|j| j.anonymous_events as u64).sum(),
+        links: identities.iter().filter(|r| !r.conflict).count() as u64,
+        conflicts: identities.iter().filter(|r| r.conflict).count() as u64,
+        links_by_type,
+    }
+}
+
+#[test]
+fn identity_sample_shows_stitching_links_and_conflicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = identity_rows();
+    let (mut first, mut second) = halves(&rows);
+    // The identities table split over two partitions' files too.
+    let half = rows.identities.len() / 2;
+    second.identities = first.identities.split_off(half);
+    set_partition(&mut second, 1);
+    write(dir.path(), &first, 0, 0);
+    write(dir.path(), &second, 1, 0);
+
+    let report = Report::from_dir(dir.path()).unwrap();
+    let expected = expected_identity(&[&rows]);
+    assert!(expected.stitched_journeys > 0 && expected.anonymous_journeys > 0, "{expected:?}");
+    assert!(expected.links > 0 && expected.conflicts > 0, "{expected:?}");
+    assert_eq!(report.identity.as_ref(), Some(&expected));
+    assert_eq!(report.headline().journeys, rows.journeys.len() as u64);
+
+    let html = report.to_html().unwrap();
+    assert_self_contained(&html);
+    assert!(html.contains("id=\"identity\"") && html.contains("Identity resolution"));
+    let share = format!("{:.1}%", expected.stitched_share.unwrap() * 100.0);
+    for value in
+        [share, thousands(expected.anonymous_journeys), thousands(expected.links), thousands(expected.conflicts)]
+    {
+        assert!(html.contains(&format!("<div class=\"value\">{value}</div>")), "{value} shown");
+    }
+    let (top_type, top_links) = &expected.links_by_type[0];
+    assert!(html.contains(&format!("identities that got an owner: {} {top_type}", thousands(*top_links))));
+}
+
+fn journey(customer: &str, events: i64, anonymous_events: i64) -> JourneyRow {
+    let mut j = hostile_rows().journeys.remove(0);
+    j.customer_id = customer.into();
+    j.first_channel = Arc::from("web");
+    j.path = "web".into();
+    j.events = events;
+    j.anonymous_events = anonymous_events;
+    j
+}
+
+fn link(kind: &str, value: &str, customer: &str, conflict: bool) -> IdentityRow {
+    IdentityRow {
+        partition: 0,
+        identity_type: kind.into(),
+        identity_value: value.into(),
+        customer_id: customer.into(),
+        linked_ts: rfc3339_ms("2026-11-02T08:00:00.000Z"),
+        conflict,
+    }
+}
+
+#[test]
+fn identity_figures_count_by_the_definitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = Rows {
+        journeys: vec![
+            journey("cust-1", 5, 2),                  // stitched
+            journey("anon:cookie:ck-1", 3, 3),        // an anonymous customer
+            journey("anon:phone:+34600000000", 1, 1), // another
+            journey("cust-2", 4, 0),                  // no anonymous events
+            journey("cust-3", 2, 0),
+            journey("cust-4", 7, 1), // stitched
+            journey("cust-5", 1, 0),
+            journey("cust-6", 1, 0),
+        ],
+        identities: vec![
+            link("cookie", "ck-2", "cust-1", false),
+            link("phone", "+34600000001", "cust-4", false),
+            link("phone", "+34910000000", "cust-5", false),
+            link("phone", "+34910000000", "cust-6", true),
+        ],
+        ..Rows::default()
+    };
+    write(dir.path(), &rows, 0, 0);
+    let report = Report::from_dir(dir.path()).unwrap();
+    let expected = IdentityFigures {
+        stitched_journeys: 2,
+        stitched_share: Some(0.25),
+        anonymous_journeys: 2,
+        anonymous_events: 7,
+        resolved_events: 3,
+        links: 3,
+        conflicts: 1,
+        links_by_type: vec![("phone".into(), 2), ("cookie".into(), 1)],
+    };
+    assert_eq!(report.identity.as_ref(), Some(&expected));
+    assert_eq!(expected_identity(&[&rows]), expected);
+    let html = report.to_html().unwrap();
+    assert_self_contained(&html);
+    for shown in [
+        "<div class=\"label\">Journeys stitched</div><div class=\"value\">25.0%</div>",
+        "2 of 8 journeys joined events without a customer_id to a known customer",
+        "<div class=\"label\">Journeys of anonymous customers</div><div class=\"value\">2</div>",
+        "4 of 7 anonymous events stayed anonymous",
+        "<div class=\"label\">Identity links</div><div class=\"value\">3</div>",
+        "identities that got an owner: 2 phone, 1 cookie",
+        "<div class=\"label\">Identity conflicts</div><div class=\"value\">1</div>",
+    ] {
+        assert!(html.contains(shown), "{shown} not in the page");
+    }
+
+    // Only an identities table (journeys not closed yet): figures without a share.
+    let only = tempfile::tempdir().unwrap();
+    write(only.path(), &Rows { identities: rows.identities.clone(), ..Rows::default() }, 0, 0);
+    let report = Report::from_dir(only.path()).unwrap();
+    let identity = report.identity.clone().unwrap();
+    assert_eq!((identity.links, identity.conflicts, identity.stitched_share), (3, 1, None));
+    let html = report.to_html().unwrap();
+    assert!(html.contains("There is no data yet") && html.contains("Identity resolution"));
+    assert!(html.contains("<div class=\"value\">—</div>"));
+}
+
+/// Rewrites every `journeys` file under `dir` without its `anonymous_events` column, as
+/// versions before SPEC §6 wrote them.
+fn drop_anonymous_events(dir: &Path) {
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    for file in walk_files(&dir.join("journeys")) {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(fs::File::open(&file).unwrap()).unwrap().build().unwrap();
+        let batches: Vec<_> = reader.map(Result::unwrap).collect();
+        let schema = batches[0].schema();
+        let keep: Vec<usize> =
+            (0..schema.fields().len()).filter(|&i| schema.field(i).name() != "anonymous_events").collect();
+        let batches: Vec<_> = batches.iter().map(|b| b.project(&keep).unwrap()).collect();
+        let mut writer = ArrowWriter::try_new(fs::File::create(&file).unwrap(), batches[0].schema(), None).unwrap();
+        for b in &batches {
+            writer.write(b).unwrap();
+        }
+        writer.close().unwrap();
+    }
+}
+
+#[test]
+fn outputs_without_identity_data_render_as_before() {
+    // An output of this version from input without identities: the column is there, all zero.
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &sample_rows(), 0, 0);
+    let report = Report::from_dir(dir.path()).unwrap();
+    assert_eq!(report.identity, None);
+    let html = report.to_html().unwrap();
+    assert!(!html.contains("Identity resolution") && !html.contains("id=\"identity\""));
+
+    // An older output: no `anonymous_events` column, no `identities` table.
+    let old = tempfile::tempdir().unwrap();
+    write(old.path(), &sample_rows(), 0, 0);
+    drop_anonymous_events(old.path());
+    assert!(!old.path().join("identities").exists());
+    let report = Report::from_dir(old.path()).unwrap();
+    assert_matches_expected(&report, 1);
+    assert_eq!(report.identity, None);
+    let html = report.to_html().unwrap();
+    assert_self_contained(&html);
+    assert!(!html.contains("Identity resolution"));
+
+    // Older and newer files side by side: only the newer ones tell about identities.
+    let rows = identity_rows();
+    let mut newer = rows.clone();
+    set_partition(&mut newer, 1);
+    write(old.path(), &newer, 1, 0);
+    let report = Report::from_dir(old.path()).unwrap();
+    let identity = report.identity.clone().unwrap();
+    let expected = expected_identity(&[&rows]);
+    assert_eq!(identity.stitched_journeys, expected.stitched_journeys);
+    assert_eq!((identity.links, identity.conflicts), (expected.links, expected.conflicts));
+    let all = report.headline().journeys;
+    assert_eq!(all, (csv_rows("journeys.csv").len() + rows.journeys.len()) as u64);
+    assert_eq!(identity.stitched_share, Some(expected.stitched_journeys as f64 / all as f64));
 }

@@ -43,6 +43,7 @@ struct RawFields<'a> {
     step: Option<&'a RawValue>,
     value: Option<&'a RawValue>,
     attrs: Option<&'a RawValue>,
+    identities: Option<&'a RawValue>,
 }
 
 /// JSON type of a raw value, from its first byte (serde_json already checked syntax).
@@ -147,7 +148,11 @@ impl<'a> RawFields<'a> {
     fn validate(self) -> Result<Event<'a>, RejectReason> {
         let event_id = id_string(required(self.event_id)?, 128)?;
         let ts = timestamp(required(self.ts)?)?;
-        let customer_id = id_string(required(self.customer_id)?, 128)?;
+        let customer_id = match (present(self.customer_id), present(self.identities)) {
+            (Some(r), _) => Some(id_string(r, 128)?),
+            (None, Some(_)) => None,
+            (None, None) => return Err(RejectReason::MissingField),
+        };
         let journey_id = present(self.journey_id).map(|r| id_string(r, 128)).transpose()?;
         let channel = string(required(self.channel)?)?;
         if !valid_channel(&channel) {
@@ -170,7 +175,78 @@ impl<'a> RawFields<'a> {
         if present(self.attrs).is_some_and(|r| kind(r) != Kind::Object) {
             return Err(RejectReason::WrongType);
         }
-        Ok(Event { event_id, ts, customer_id, journey_id, channel, event_type, step, value })
+        let mut identities = crate::event::Identities::new();
+        if let Some(r) = present(self.identities) {
+            if kind(r) != Kind::Object {
+                return Err(RejectReason::WrongType);
+            }
+            let entries: Entries<'a> = serde_json::from_str(r.get()).map_err(|_| RejectReason::InvalidJson)?;
+            if entries.0.is_empty() {
+                return Err(RejectReason::FieldLength);
+            }
+            for (t, v) in entries.0 {
+                if kind(v) != Kind::String {
+                    return Err(RejectReason::WrongType);
+                }
+                let v = string(v)?;
+                let type_ok = t.len() <= 32
+                    && t.bytes().next().is_some_and(|c| c.is_ascii_lowercase())
+                    && t.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_');
+                if !type_ok || v.is_empty() || v.len() > 256 {
+                    return Err(RejectReason::FieldLength);
+                }
+                identities.retain(|(old, _)| *old != t);
+                identities.push((t, v));
+            }
+            if identities.len() > 8 {
+                return Err(RejectReason::FieldLength);
+            }
+            identities.sort();
+        }
+        Ok(Event {
+            event_id,
+            ts,
+            customer_id,
+            journey_id,
+            channel,
+            event_type,
+            step,
+            value,
+            identities,
+            anonymous: false,
+        })
+    }
+}
+
+/// An object's entries in written order, values left raw.
+struct Entries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> de::Deserialize<'de> for Entries<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct EntriesVisitor;
+        impl<'de> Visitor<'de> for EntriesVisitor {
+            type Value = Entries<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<'de>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(k) = map.next_key_seed(CowStrSeed)? {
+                    out.push((k, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(Entries(out))
+            }
+        }
+        d.deserialize_map(EntriesVisitor)
+    }
+}
+
+struct CowStrSeed;
+
+impl<'de> de::DeserializeSeed<'de> for CowStrSeed {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(CowStrVisitor)
     }
 }
 
@@ -184,6 +260,7 @@ enum Field {
     Step,
     Value,
     Attrs,
+    Identities,
     Other,
 }
 
@@ -206,6 +283,7 @@ impl<'de> de::Deserialize<'de> for Field {
                     "step" => Field::Step,
                     "value" => Field::Value,
                     "attrs" => Field::Attrs,
+                    "identities" => Field::Identities,
                     _ => Field::Other,
                 })
             }
@@ -236,6 +314,7 @@ impl<'de> de::Deserialize<'de> for RawFields<'de> {
                         Field::Step => &mut out.step,
                         Field::Value => &mut out.value,
                         Field::Attrs => &mut out.attrs,
+                        Field::Identities => &mut out.identities,
                         Field::Other => {
                             map.next_value::<IgnoredAny>()?;
                             continue;

@@ -14,14 +14,17 @@ use crate::time;
 /// 2: journeys inline in their key slot (one resolution tracker, keys as one string,
 /// 32-bit journey serials in slots and deadlines), activity windows as a list of
 /// per-channel count arrays. Builds between 1 and this one were never released.
-const VERSION: u32 = 2;
+/// 3: version 2 followed by the identity part (SPEC §6: its two settings, the
+/// identity book, anonymous events waiting for their customer). Version 2 still
+/// restores, as an engine that does not resolve identities.
+const VERSION: u32 = 3;
 
 /// Why a checkpoint could not be taken or restored.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("finalized rows are still waiting: take_rows() before checkpointing")]
     RowsPending,
-    #[error("checkpoint format version {found}, this build reads version {VERSION}")]
+    #[error("checkpoint format version {found}, this build reads versions 2 and {VERSION}")]
     Version { found: u32 },
     #[error("checkpoint was written with {setting} = {then}, now {now}: keep the setting or delete the checkpoint")]
     Settings { setting: &'static str, then: String, now: String },
@@ -77,6 +80,31 @@ struct Snapshot {
     stats: Stats,
 }
 
+/// What version 3 adds after the version 2 fields.
+#[derive(Serialize)]
+struct IdentityPartRef<'a> {
+    identify_wait: i64,
+    resolve_identities: bool,
+    book: &'a IdentityBook,
+    anonymous: &'a [Option<AnonymousEvent>],
+    anonymous_free: &'a [u32],
+    anonymous_in_journey: &'a hashbrown::HashMap<u32, u32>,
+    resolved_input: bool,
+    upstream: &'a Upstream,
+}
+
+#[derive(Deserialize, Default)]
+struct IdentityPart {
+    identify_wait: i64,
+    resolve_identities: bool,
+    book: IdentityBook,
+    anonymous: Vec<Option<AnonymousEvent>>,
+    anonymous_free: Vec<u32>,
+    anonymous_in_journey: hashbrown::HashMap<u32, u32>,
+    resolved_input: bool,
+    upstream: Upstream,
+}
+
 impl PartitionEngine {
     /// Encodes the engine's state. Rows already finalized are not part of it:
     /// write them out with [`take_rows`](Self::take_rows) first.
@@ -98,17 +126,29 @@ impl PartitionEngine {
             windows: &self.windows,
             stats: &self.stats,
         };
-        Ok(postcard::to_allocvec(&snap)?)
+        let identity = IdentityPartRef {
+            identify_wait: self.cfg.identify_wait.0,
+            resolve_identities: self.cfg.resolve_identities,
+            book: &self.identities,
+            anonymous: &self.anonymous,
+            anonymous_free: &self.anonymous_free,
+            anonymous_in_journey: &self.anonymous_in_journey,
+            resolved_input: self.cfg.resolved_input,
+            upstream: &self.upstream,
+        };
+        Ok(postcard::to_allocvec(&(snap, identity))?)
     }
 
     /// Rebuilds an engine from [`checkpoint`](Self::checkpoint) bytes. The settings
     /// must equal those the checkpoint was taken with: journeys and windows already
     /// cut one way cannot be re-cut another.
     pub fn restore(cfg: EngineConfig, partition: i32, bytes: &[u8]) -> Result<Self, CheckpointError> {
-        let snap: Snapshot = postcard::from_bytes(bytes)?;
-        if snap.version != VERSION {
-            return Err(CheckpointError::Version { found: snap.version });
-        }
+        let (snap, rest): (Snapshot, _) = postcard::take_from_bytes(bytes)?;
+        let identity = match snap.version {
+            2 if rest.is_empty() => IdentityPart { identify_wait: cfg.identify_wait.0, ..IdentityPart::default() },
+            VERSION => postcard::from_bytes(rest)?,
+            found => return Err(CheckpointError::Version { found }),
+        };
         if snap.partition != partition {
             return Err(CheckpointError::Partition { found: snap.partition, expected: partition });
         }
@@ -118,7 +158,30 @@ impl PartitionEngine {
                 return Err(CheckpointError::Settings { setting, then: show(then), now: show(now) });
             }
         }
-        snap.check(&cfg)?;
+        if identity.resolve_identities != cfg.resolve_identities {
+            let show = |on: bool| if on { "on" } else { "off" }.to_string();
+            return Err(CheckpointError::Settings {
+                setting: "identity resolution",
+                then: show(identity.resolve_identities),
+                now: show(cfg.resolve_identities),
+            });
+        }
+        if identity.resolved_input != cfg.resolved_input {
+            let show = |on: bool| if on { "resolved" } else { "raw" }.to_string();
+            return Err(CheckpointError::Settings {
+                setting: "input (raw or resolved by `omnimeter resolve`)",
+                then: show(identity.resolved_input),
+                now: show(cfg.resolved_input),
+            });
+        }
+        if cfg.resolve_identities && identity.identify_wait != cfg.identify_wait.0 {
+            return Err(CheckpointError::Settings {
+                setting: "identify_wait",
+                then: DurationMs(identity.identify_wait).to_string(),
+                now: cfg.identify_wait.to_string(),
+            });
+        }
+        snap.check(&cfg, &identity)?;
         let mut keys = KeyTable { slots: snap.slots, free: snap.free, ..KeyTable::default() };
         keys.reindex();
         let mut engine = PartitionEngine::new(cfg, partition);
@@ -130,6 +193,12 @@ impl PartitionEngine {
         engine.journey_serial = snap.journey_serial;
         engine.windows = snap.windows;
         engine.stats = snap.stats;
+        engine.identity_taken = identity.book.counts();
+        engine.identities = identity.book;
+        engine.anonymous = identity.anonymous;
+        engine.anonymous_free = identity.anonymous_free;
+        engine.anonymous_in_journey = identity.anonymous_in_journey;
+        engine.upstream = identity.upstream;
         Ok(engine)
     }
 }
@@ -143,7 +212,7 @@ impl Snapshot {
     /// in range. A checkpoint that passes restores an engine that cannot panic on
     /// it later; the store's checksum already catches storage damage, so this
     /// guards against bugs and hand-made bytes.
-    fn check(&self, cfg: &EngineConfig) -> Result<(), CheckpointError> {
+    fn check(&self, cfg: &EngineConfig, identity: &IdentityPart) -> Result<(), CheckpointError> {
         let bad = |what| Err(CheckpointError::Inconsistent(what));
         let names = self.names.len();
         if names >= NO_NAME as usize {
@@ -153,11 +222,22 @@ impl Snapshot {
             return bad("watermark out of range");
         }
         let mut pending = vec![0u32; self.slots.len()];
+        let mut waiting = vec![false; identity.anonymous.len()];
         for p in self.reorder.iter() {
-            let Some(n) = pending.get_mut(p.key as usize).filter(|_| self.slots[p.key as usize].is_some()) else {
-                return bad("buffered event of a free key slot");
-            };
-            *n += 1;
+            if p.key & UNRESOLVED != 0 {
+                match waiting.get_mut((p.key & !UNRESOLVED) as usize) {
+                    Some(seen) if !*seen && identity.anonymous[(p.key & !UNRESOLVED) as usize].is_some() => {
+                        *seen = true
+                    }
+                    _ => return bad("buffered anonymous event without its identities"),
+                }
+            } else {
+                let key = (p.key & !ANONYMOUS) as usize;
+                let Some(n) = pending.get_mut(key).filter(|_| self.slots[key].is_some()) else {
+                    return bad("buffered event of a free key slot");
+                };
+                *n += 1;
+            }
             let step_ok = p.step == NO_NAME || (p.step as usize) < names;
             if (p.channel as usize) >= names || !step_ok {
                 return bad("buffered event refers to an unknown name");
@@ -191,7 +271,22 @@ impl Snapshot {
                 _ => return bad("free list names an occupied, repeated or missing slot"),
             }
         }
-        if self.slots.len() > u32::MAX as usize {
+        let open_journey =
+            |k: &u32| self.slots.get(*k as usize).and_then(Option::as_ref).is_some_and(|s| s.journey.is_some());
+        if !identity.anonymous_in_journey.keys().all(open_journey) {
+            return bad("anonymous event count of a journey that is not open");
+        }
+        if waiting.iter().zip(&identity.anonymous).any(|(seen, a)| *seen != a.is_some()) {
+            return bad("anonymous event slab disagrees with the reorder buffer");
+        }
+        let mut free_anon = vec![false; identity.anonymous.len()];
+        for &i in &identity.anonymous_free {
+            match free_anon.get_mut(i as usize) {
+                Some(seen) if !*seen && identity.anonymous[i as usize].is_none() => *seen = true,
+                _ => return bad("anonymous free list names an occupied, repeated or missing entry"),
+            }
+        }
+        if self.slots.len() > MAX_KEYS || identity.anonymous.len() > MAX_KEYS {
             return bad("too many key slots");
         }
         // Deadlines may outlive their journey (they are re-checked by serial), not the table.
@@ -286,7 +381,8 @@ mod tests {
     fn restore_refuses_inconsistent_state_that_would_panic_later() {
         // Regression: restore trusted the bytes, so an unknown name id, a miscounted
         // key slot or counters that disagree panicked later in push/finish/open_journeys.
-        let mut e = PartitionEngine::new(EngineConfig::default(), 4);
+        let cfg = EngineConfig { resolve_identities: false, ..EngineConfig::default() };
+        let mut e = PartitionEngine::new(cfg, 4);
         for (i, l) in lines(60).iter().enumerate() {
             e.push(l.as_bytes(), i as i64);
         }
@@ -294,9 +390,11 @@ mod tests {
         assert!(e.open_journeys() > 0 && e.buffered_events() > 0);
         let bytes = e.checkpoint().unwrap();
         let edit = |f: &dyn Fn(&mut Snapshot)| {
-            let mut snap: Snapshot = postcard::from_bytes(&bytes).unwrap();
+            let (mut snap, identity): (Snapshot, _) = postcard::take_from_bytes(&bytes).unwrap();
             f(&mut snap);
-            PartitionEngine::restore(EngineConfig::default(), 4, &postcard::to_allocvec(&snap).unwrap())
+            let mut edited = postcard::to_allocvec(&snap).unwrap();
+            edited.extend_from_slice(identity);
+            PartitionEngine::restore(cfg, 4, &edited)
         };
         let inconsistent = |r: Result<PartitionEngine, CheckpointError>| match r {
             Err(CheckpointError::Inconsistent(what)) => what,
