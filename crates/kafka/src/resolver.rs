@@ -184,6 +184,18 @@ impl State {
         Ok(Offset::Beginning)
     }
 
+    /// Says on the log that these partitions are not idle any more (they are being let go
+    /// or stopped): nobody may count them as +∞ until their next owner reports.
+    fn unidle(&self, partitions: &[i32]) -> Result<()> {
+        for p in partitions {
+            if let Some(h) = self.held.get(p) {
+                let pr = Progress { partition: *p, watermark: h.resolver.watermark(), idle: false };
+                self.send_log(&LogEntry::Progress(pr))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Makes everything sent so far durable, then saves each held partition's state.
     fn checkpoint_all(&mut self) -> Result<()> {
         self.producer.flush(Duration::from_secs(30)).map_err(Error::Kafka)?;
@@ -269,7 +281,9 @@ impl ConsumerContext for Rebalance {
                 tracing::info!(partitions = ?revoked, lost, "raw partitions revoked");
                 if !lost {
                     // Hand over cleanly: what was sent is durable and the state saved.
-                    if let Err(e) = s.checkpoint_all() {
+                    // A finite input's partitions stay idle: they have nothing more to say.
+                    let unidle = if s.opts.until_end { Ok(()) } else { s.unidle(&revoked) };
+                    if let Err(e) = unidle.and_then(|()| s.checkpoint_all()) {
                         tracing::error!(error = %e, "checkpoint on revoke failed: the new owner replays from the last one");
                     }
                     s.commit(consumer, CommitMode::Sync);
@@ -390,6 +404,10 @@ fn resolve_loop(
         if stop.load(Ordering::Relaxed) {
             tracing::info!("stopping: flushing what was sent and saving the held partitions");
             let mut s = lock(state);
+            if !opts.until_end {
+                let held: Vec<i32> = s.held.keys().copied().collect();
+                s.unidle(&held)?;
+            }
             s.checkpoint_all()?;
             s.commit(consumer, CommitMode::Sync);
             return Ok(false);
