@@ -73,6 +73,15 @@ fn scrape_and_check(sample: &str) {
     ]);
 }
 
+/// An expected table as rows of column → text.
+fn csv_rows(path: &str) -> Vec<std::collections::HashMap<String, String>> {
+    let mut r = csv::Reader::from_path(repo().join(path)).unwrap();
+    let headers = r.headers().unwrap().clone();
+    r.records()
+        .map(|rec| headers.iter().map(str::to_owned).zip(rec.unwrap().iter().map(str::to_owned)).collect())
+        .collect()
+}
+
 #[test]
 fn readiness_follows_the_input_and_metrics_count_as_it_goes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -91,6 +100,30 @@ fn readiness_follows_the_input_and_metrics_count_as_it_goes() {
         let (_, m) = http_get(&addr, "/metrics")?;
         (metric_sum(&m, "omnimeter_input_events_total") == lines).then_some(())
     });
+    // Journeys that closed while the input is still open show at once, though no cut
+    // has published them yet: those whose end + gap the journey stage's watermark has
+    // reached (highest ts − allowed_lateness 5 s − identify_wait 30 m, SPEC §2 and §6).
+    let journeys = csv_rows("tests/data/public-sample.expected/journeys.csv");
+    let ts = |v: &str| omnimeter_engine::time::parse_rfc3339(v).unwrap();
+    let last = journeys.iter().map(|j| ts(&j["end_ts"])).max().unwrap();
+    let stage = last - 5_000 - 30 * 60_000;
+    let closed: Vec<_> = journeys
+        .iter()
+        .filter(|j| {
+            let gap = if j["journey_id"].is_empty() { 30 * 60_000 } else { 24 * 3_600_000 };
+            ts(&j["end_ts"]) + gap <= stage
+        })
+        .collect();
+    assert!(closed.len() > 10, "the sample closes journeys before its end: {}", closed.len());
+    wait_for(10, "closed journeys in the metrics while stdin is open", || {
+        let (_, m) = http_get(&addr, "/metrics")?;
+        (metric_sum(&m, "omnimeter_journeys_closed_total") == closed.len() as f64).then_some(m)
+    });
+    let (_, m) = http_get(&addr, "/metrics").unwrap();
+    let resolved = closed.iter().filter(|j| !j["resolution_ms"].is_empty()).count() as f64;
+    assert_eq!(metric_sum(&m, "omnimeter_resolution_seconds_count"), resolved);
+    let converted = closed.iter().filter(|j| j["outcome"] == "converted").count() as f64;
+    assert_eq!(metric_sum(&m, "omnimeter_conversions_total"), converted);
     assert_eq!(http_get(&addr, "/readyz").unwrap().0, 200);
     drop(stdin);
     wait_for(30, "readiness to drop at the end of input", || {

@@ -168,7 +168,11 @@ pub(crate) fn run(args: &GenerateArgs) -> Result<()> {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime
                 .block_on(omnimeter_kafka::ensure_topic(brokers, topic, args.partitions, Duration::from_secs(10)))
-                .with_context(|| format!("creating topic {topic} on {brokers}"))?;
+                .with_context(|| {
+                    format!(
+                        "creating topic {topic} on {brokers}: is a broker running at {brokers}? (deploy/local/broker.sh starts one)"
+                    )
+                })?;
             let producer = EventProducer::new(brokers, topic, &[]).context("starting the producer")?;
             while args.max_events.is_none_or(|m| lines < m) {
                 line.clear();

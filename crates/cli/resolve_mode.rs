@@ -162,9 +162,12 @@ pub(crate) fn run(args: &ResolveArgs) -> Result<(), Failure> {
         .map_err(Failure::Runtime)?;
     let started = Instant::now();
     let report = runtime.block_on(async {
-        let raw = raw_partitions(&opts.brokers, &opts.topic)
-            .await
-            .with_context(|| format!("reading the partitions of {} on {}", opts.topic, opts.brokers))?;
+        let raw = raw_partitions(&opts.brokers, &opts.topic).await.with_context(|| {
+            format!(
+                "reading the partitions of {} on {}: is a broker running there? (deploy/local/broker.sh starts one)",
+                opts.topic, opts.brokers
+            )
+        })?;
         if raw == 0 {
             anyhow::bail!("topic {} does not exist on {}: create it, or produce to it first", opts.topic, opts.brokers);
         }
