@@ -558,7 +558,7 @@ print(f"{secs} {rows} {differ}")
     timed(&mut file_cmd(input, &ours, None));
     let mut best = (f64::INFINITY, None, 0u64, 0u64);
     for _ in 0..RUNS {
-        let (_, rss, stdout) = timed(Command::new("python3").args([
+        let (_, rss, stdout) = timed(Command::new(util::python()).args([
             "-c",
             script,
             sql_path.to_str().unwrap(),
@@ -752,7 +752,7 @@ fn live_files() -> Vec<String> {
         glob = glob.display(),
         single = single.display()
     );
-    let timing = Command::new("python3").args(["-c", &script]).output().unwrap();
+    let timing = Command::new(util::python()).args(["-c", &script]).output().unwrap();
     let timing = String::from_utf8_lossy(&timing.stdout).trim().to_owned();
     let (many_ms, one_ms) = timing.split_once(' ').unwrap_or(("?", "?"));
     vec![

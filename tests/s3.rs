@@ -29,7 +29,7 @@ impl Moto {
     fn start() -> Moto {
         let port = util::free_port();
         let addr = format!("127.0.0.1:{port}");
-        let child = Command::new("python3")
+        let child = Command::new(util::python())
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -228,7 +228,7 @@ fn two_workers_on_separate_disks_share_one_bucket_survive_sigkill_and_match_file
 
 /// Checks everything under `s3://BUCKET/prefix` with pyarrow and copies it to `dest`.
 fn download(moto: &Moto, prefix: &str, dest: &Path) {
-    let mut cmd = Command::new("python3");
+    let mut cmd = Command::new(util::python());
     cmd.args(["tests/tools/s3_bucket.py", "download", &moto.endpoint, BUCKET, prefix]).arg(dest).current_dir(repo());
     let out = moto.env(&mut cmd).output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

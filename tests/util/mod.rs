@@ -29,11 +29,18 @@ pub(crate) fn omnimeter_stdin(args: &[&str], input: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// The Python with the test packages: `deploy/local/setup.sh` makes `.venv/` in the
+/// repository (Debian's own Python refuses pip installs); `python3` without it.
+pub(crate) fn python() -> PathBuf {
+    let venv = repo().join(".venv/bin/python3");
+    if venv.exists() { venv } else { PathBuf::from("python3") }
+}
+
 /// Runs `python3 ARGS` from the repository root and fails the test with its output
 /// unless it exits 0. The readers (duckdb, pyarrow) come from PyPI; `.ci/run` installs them.
 pub(crate) fn python_check(args: &[&str]) {
     let out =
-        Command::new("python3").args(args).current_dir(repo()).output().expect("python3 is needed for reader checks");
+        Command::new(python()).args(args).current_dir(repo()).output().expect("python3 is needed for reader checks");
     assert!(
         out.status.success(),
         "python check failed ({}):\n{}\n{}",

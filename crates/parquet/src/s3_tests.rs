@@ -14,6 +14,12 @@ use super::*;
 type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
 /// A moto server with one bucket, stopped when dropped.
+/// The Python with the test packages: `.venv/` of the repository when setup made it.
+fn python() -> std::path::PathBuf {
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python3");
+    if venv.exists() { venv } else { std::path::PathBuf::from("python3") }
+}
+
 struct Moto {
     child: Child,
     endpoint: String,
@@ -23,7 +29,7 @@ impl Moto {
     fn start(bucket: &str) -> Moto {
         let port =
             TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port");
-        let child = Command::new("python3")
+        let child = Command::new(python())
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -36,7 +42,7 @@ impl Moto {
             std::thread::sleep(Duration::from_millis(50));
         }
         let tool = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/tools/s3_bucket.py");
-        let out = Command::new("python3").arg(tool).args(["create", &moto.endpoint, bucket]).output().expect("python3");
+        let out = Command::new(python()).arg(tool).args(["create", &moto.endpoint, bucket]).output().expect("python3");
         assert!(out.status.success(), "creating the bucket: {}", String::from_utf8_lossy(&out.stderr));
         moto
     }
