@@ -294,10 +294,12 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
             if all_reached_end { "reached" } else { "did not reach" }
         );
     }
+    // The last progress line: everything sent was read (checked just above), lag 0.
+    progress_line(started, last, sent, sent, processed.journeys_closed_total(), &metrics);
 
     let report = omnimeter_report::Report::from_dir(&args.dir).context("reading the demo output")?;
     let html_path = args.dir.join("report.html");
-    std::fs::write(&html_path, report.to_html().context("rendering the report")?)
+    std::fs::write(&html_path, report.to_html_simulated().context("rendering the report")?)
         .with_context(|| format!("writing {}", html_path.display()))?;
     let h = report.headline();
     let pct = |x: Option<f64>| x.map_or("–".to_owned(), |v| format!("{:.1}%", v * 100.0));
@@ -346,7 +348,20 @@ fn progress(
     // Read and lag as the demo knows them exactly: positions (a partition replayed
     // after a rebalance is not read twice), and sent minus read.
     let consumed = read_positions(statuses);
-    let lag = produced.load(Ordering::Relaxed).saturating_sub(consumed) as i64;
+    progress_line(started, (since, consumed_before), produced.load(Ordering::Relaxed), consumed, closed, metrics);
+    (Instant::now(), consumed)
+}
+
+/// Prints one progress line; lag is sent minus processed.
+fn progress_line(
+    started: Instant,
+    (since, consumed_before): (Instant, u64),
+    sent: u64,
+    consumed: u64,
+    closed: u64,
+    metrics: &Metrics,
+) {
+    let lag = sent.saturating_sub(consumed);
     let rate = consumed.saturating_sub(consumed_before) as f64 / since.elapsed().as_secs_f64().max(1e-3);
     let friction = metrics
         .top_friction()
@@ -354,11 +369,10 @@ fn progress(
     eprintln!(
         "omnimeter demo {:>4.0}s  sent {:>9}  processed {:>9} ({:>7}/s)  lag {:>7}  journeys closed {:>8}  top friction: {friction}",
         started.elapsed().as_secs_f64(),
-        thousands(produced.load(Ordering::Relaxed)),
+        thousands(sent),
         thousands(consumed),
         thousands(rate.round() as u64),
-        thousands(lag.max(0) as u64),
+        thousands(lag),
         thousands(closed),
     );
-    (Instant::now(), consumed)
 }

@@ -149,7 +149,67 @@ struct RebalanceContext {
     topic: String,
 }
 
+/// What a librdkafka log line means to omnimeter: most keep librdkafka's words and
+/// level; the ones the worker handles by design get omnimeter's words at `info`.
+#[derive(Debug, PartialEq, Eq)]
+enum RdLog {
+    /// An offset commit refused because the group is rebalancing (or the commit
+    /// carried a generation the rebalance ended): nothing is lost, the next
+    /// `commit_interval` commits again, and a new owner resumes from the checkpoint.
+    CommitDuringRebalance,
+    /// Anything else, at librdkafka's level mapped to tracing's.
+    Keep(tracing::Level),
+}
+
+fn classify_rdkafka_log(level: RDKafkaLogLevel, fac: &str, message: &str) -> RdLog {
+    const REBALANCING: [&str; 6] = [
+        "rebalance in progress",
+        "rebalance_in_progress",
+        "specified group generation id is not valid",
+        "illegal_generation",
+        "unknown_member_id",
+        "unknown member",
+    ];
+    let lower = message.to_ascii_lowercase();
+    let about_commit = fac.eq_ignore_ascii_case("COMMITFAIL") || lower.contains("commit");
+    if about_commit && REBALANCING.iter().any(|r| lower.contains(r)) {
+        return RdLog::CommitDuringRebalance;
+    }
+    RdLog::Keep(match level {
+        RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+            tracing::Level::ERROR
+        }
+        RDKafkaLogLevel::Warning => tracing::Level::WARN,
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::Level::INFO,
+        RDKafkaLogLevel::Debug => tracing::Level::DEBUG,
+    })
+}
+
 impl ClientContext for RebalanceContext {
+    /// librdkafka's own log lines. A commit refused during a rebalance is expected
+    /// (it is retried at the next interval, and the checkpoint, not the commit, decides
+    /// where a new owner resumes), so it is said at `info` in omnimeter's words
+    /// instead of librdkafka's warning; everything else keeps its level.
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        match classify_rdkafka_log(level, fac, log_message) {
+            RdLog::CommitDuringRebalance => tracing::info!(
+                target: "librdkafka",
+                detail = log_message,
+                "offset commit skipped: the group is rebalancing; the next commit_interval retries it"
+            ),
+            RdLog::Keep(tracing::Level::ERROR) => {
+                tracing::error!(target: "librdkafka", "librdkafka: {fac} {log_message}")
+            }
+            RdLog::Keep(tracing::Level::WARN) => {
+                tracing::warn!(target: "librdkafka", "librdkafka: {fac} {log_message}")
+            }
+            RdLog::Keep(tracing::Level::INFO) => {
+                tracing::info!(target: "librdkafka", "librdkafka: {fac} {log_message}")
+            }
+            RdLog::Keep(_) => tracing::debug!(target: "librdkafka", "librdkafka: {fac} {log_message}"),
+        }
+    }
+
     /// Client-level errors, which librdkafka retries by itself; while no broker is
     /// reachable the outage was already reported once (see `stats`), so retries stay quiet.
     fn error(&self, error: KafkaError, reason: &str) {
@@ -430,6 +490,40 @@ impl OutputRetry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commits_refused_during_a_rebalance_are_expected_and_the_rest_keeps_its_level() {
+        let expected = [
+            (
+                "COMMITFAIL",
+                "Offset commit (manual) failed for 1/1 partition(s) in join-state steady: Broker: Group rebalance in progress",
+            ),
+            (
+                "COMMITFAIL",
+                "Offset commit (manual) failed for 3/3 partition(s) in join-state wait-join: Broker: Specified group generation id is not valid",
+            ),
+            ("COMMIT", "OffsetCommit failed: Broker: REBALANCE_IN_PROGRESS"),
+        ];
+        for (fac, msg) in expected {
+            assert_eq!(classify_rdkafka_log(RDKafkaLogLevel::Warning, fac, msg), RdLog::CommitDuringRebalance, "{msg}");
+        }
+        let kept = [
+            (
+                RDKafkaLogLevel::Warning,
+                "COMMITFAIL",
+                "Offset commit failed: Broker: Not coordinator",
+                tracing::Level::WARN,
+            ),
+            (RDKafkaLogLevel::Error, "FAIL", "127.0.0.1:9092/bootstrap: Connect failed", tracing::Level::ERROR),
+            (RDKafkaLogLevel::Critical, "FAIL", "x", tracing::Level::ERROR),
+            (RDKafkaLogLevel::Notice, "CGRPOP", "Group rebalance in progress", tracing::Level::INFO),
+            (RDKafkaLogLevel::Info, "X", "y", tracing::Level::INFO),
+            (RDKafkaLogLevel::Debug, "X", "y", tracing::Level::DEBUG),
+        ];
+        for (level, fac, msg, want) in kept {
+            assert_eq!(classify_rdkafka_log(level, fac, msg), RdLog::Keep(want), "{fac} {msg}");
+        }
+    }
 
     #[test]
     fn output_retries_back_off_to_a_cap_and_reset_on_success() {

@@ -193,7 +193,13 @@ impl Report {
 
     /// Renders the report as one self-contained HTML page.
     pub fn to_html(&self) -> Result<String, Error> {
-        render::html(self)
+        render::html(self, render::Clock::Event)
+    }
+
+    /// Renders the report of generated traffic (`omnimeter demo`): as [`Report::to_html`],
+    /// but the page says its dates are simulated event time.
+    pub fn to_html_simulated(&self) -> Result<String, Error> {
+        render::html(self, render::Clock::Simulated)
     }
 
     pub fn headline(&self) -> &Headline {

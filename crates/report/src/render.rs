@@ -19,10 +19,22 @@ use crate::{Error, IdentityFigures, RESOLUTION_BUCKETS, Report};
 const MAX_FLOW_CHANNELS: usize = 12;
 const TOP_FRICTION: usize = 15;
 const TOP_PATHS: usize = 10;
+/// Why linear attribution shows fractions of conversions.
+pub(crate) const LINEAR_FRACTIONS: &str = "Linear attribution splits each conversion evenly over the channel \
+     segments of its path, so channels get fractions of conversions (a web → phone path gives each 0.5); \
+     the linear conversions of a channel add up its fractions over every path it is on.";
 /// Label for the folded channels; engine channel names cannot contain parentheses.
 const OTHER: &str = "(other)";
 
-pub(crate) fn html(report: &Report) -> Result<String, Error> {
+/// What the report's dates are: always event time (the `ts` the events carry, not when
+/// omnimeter read them); for `omnimeter demo` the generated traffic's simulated clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Clock {
+    Event,
+    Simulated,
+}
+
+pub(crate) fn html(report: &Report, clock: Clock) -> Result<String, Error> {
     let mut env = Environment::new();
     // Whitespace settings apply when a template is added, so they come first.
     env.set_trim_blocks(true);
@@ -31,7 +43,7 @@ pub(crate) fn html(report: &Report) -> Result<String, Error> {
     // Names end in .html, so minijinja escapes every interpolated value for HTML.
     env.add_template("report.html", include_str!("../templates/report.html"))?;
     env.add_template("charts.html", include_str!("../templates/charts.html"))?;
-    let view = View::new(report);
+    let view = View::new(report, clock);
     Ok(env.get_template("report.html")?.render(&view)?)
 }
 
@@ -41,6 +53,10 @@ struct View {
     files_read: String,
     has_journeys: bool,
     range: Option<String>,
+    /// What the dates are, for the header ("event time" or "simulated event time").
+    time_basis: &'static str,
+    /// The same, explained in a sentence under the headline.
+    time_note: &'static str,
     kpis: Vec<Kpi>,
     /// Identity resolution figures (SPEC §6); empty for outputs without identity data.
     identity_kpis: Vec<Kpi>,
@@ -124,7 +140,7 @@ struct AttributionRow {
 }
 
 impl View {
-    fn new(r: &Report) -> View {
+    fn new(r: &Report, clock: Clock) -> View {
         let h = &r.headline;
         let range = match (h.start_ms, h.end_ms) {
             (Some(start), Some(end)) => Some(format!("{} – {}", format::utc(start), format::utc(end))),
@@ -133,11 +149,23 @@ impl View {
         let (flow, resolution, distribution) = (flow(r), resolution(r), distribution(r));
         let (paths, path_rows) = paths(r);
         let (attribution, attribution_rows) = attribution(r);
+        let (time_basis, time_note) = match clock {
+            Clock::Event => {
+                ("event time", "Dates are event time: the timestamps the events carry, not when omnimeter read them.")
+            }
+            Clock::Simulated => (
+                "simulated event time",
+                "Dates are simulated event time: the clock of the generated demo traffic, which streams \
+                 hours of customer activity in seconds, not when the demo ran.",
+            ),
+        };
         View {
             source: r.source.display().to_string(),
             files_read: count(r.files_read as u64),
             has_journeys: h.journeys > 0,
             range,
+            time_basis,
+            time_note,
             kpis: kpis(r),
             identity_kpis: r.identity.as_ref().map(|i| identity_kpis(i, h.journeys)).unwrap_or_default(),
             outcomes: outcomes(r),
@@ -170,7 +198,10 @@ fn kpis(r: &Report) -> Vec<Kpi> {
         Kpi {
             label: "First-contact resolution",
             value: percent_or_dash(h.fcr_rate),
-            note: format!("of {} journeys with a resolution time", count(resolved)),
+            note: format!(
+                "resolved at the first contact, of the {} journeys with a resolution time (any outcome)",
+                count(resolved)
+            ),
         },
         Kpi {
             label: "Mean hops per journey",
@@ -311,7 +342,7 @@ fn resolution(r: &Report) -> Option<Chart> {
         .iter()
         .map(|c| HRow {
             label: format::truncate(&c.channel, 40),
-            tip: format!("{} ({} resolved)", c.channel, count(c.resolved)),
+            tip: format!("{} ({} journeys with a resolution time)", c.channel, count(c.resolved)),
             lanes: vec![
                 Lane { value: c.p50_ms as f64, fill: P50_COLOR, text: format!("p50 {}", duration(c.p50_ms)) },
                 Lane { value: c.p90_ms as f64, fill: P90_COLOR, text: format!("p90 {}", duration(c.p90_ms)) },
@@ -320,14 +351,16 @@ fn resolution(r: &Report) -> Option<Chart> {
         .collect();
     let svg = charts::hbars(
         "Resolution time by first channel (p50 and p90)",
-        "Horizontal bars per first channel: median and 90th percentile time from opening a request to resolving it.",
+        "Horizontal bars per first channel: median and 90th percentile time from opening a request to resolving it, \
+         over the journeys with a resolution time.",
         &rows,
         Lanes::Stacked,
         Axis::Duration,
     );
     let mut note = String::from(
         "Time from a journey's first request (or, without one, its first contact) to its resolution, \
-         by the channel the journey started on",
+         by the channel the journey started on. This counts journeys with a resolution time, whatever their \
+         outcome (a converted journey can have one), so it is not the Resolved outcome above",
     );
     if let (Some(p50), Some(p90)) = (r.resolution_p50_ms, r.resolution_p90_ms) {
         note.push_str(&format!(
@@ -364,14 +397,14 @@ fn distribution(r: &Report) -> Option<Chart> {
                     value: n as f64,
                     fill: HISTOGRAM_COLOR,
                     text: if n > 0 { format!("{} · {share}", count(n)) } else { String::new() },
-                    tip: format!("{label}: {} journeys ({share})", count(n)),
+                    tip: format!("{label}: {} journeys with a resolution time ({share})", count(n)),
                 }],
             }
         })
         .collect();
     let svg = charts::vbars(
         "Distribution of resolution times",
-        "Histogram of resolved journeys by resolution time, in log-spaced buckets from under a minute to over a day.",
+        "Histogram of journeys with a resolution time, in log-spaced buckets from under a minute to over a day.",
         &groups,
     );
     let (peak, _) = RESOLUTION_BUCKETS
@@ -380,7 +413,8 @@ fn distribution(r: &Report) -> Option<Chart> {
         .fold((RESOLUTION_BUCKETS[0].0, 0), |best, (&(l, _), n)| if n > best.1 { (l, n) } else { best });
     let within_hour: u64 = saturating_sum(totals[..4].iter().copied());
     let note = format!(
-        "{} resolved journeys over all channels; the most common resolution time is {peak}, and {} resolve within an hour.",
+        "{} journeys with a resolution time over all channels (any outcome); the most common resolution time is \
+         {peak}, and {} resolve within an hour.",
         count(all),
         percent_or_dash(ratio(within_hour, all)),
     );
@@ -585,7 +619,8 @@ fn attribution(r: &Report) -> (Option<Chart>, Vec<AttributionRow>) {
     );
     let note = format!(
         "Attributed {what} per channel under three models: first touch credits the channel a journey started on, \
-         last touch the channel it ended on, linear splits the credit evenly over the segments of its path."
+         last touch the channel it ended on, linear splits the credit evenly over the segments of its path. \
+         {LINEAR_FRACTIONS}"
     );
     let legend = MODELS.iter().map(|m| legend(format::humanize(m), charts::model_color(m))).collect();
     let rows = channels

@@ -273,6 +273,53 @@ fn public_sample_split_over_files_and_partitions() {
     assert!(html.contains(&format!(">{}<", h.journeys)));
 }
 
+/// Issue 15 item 9: each figure says what it counts where it stands, so "resolved"
+/// (an outcome) and "with a resolution time" no longer read as one contradictory number.
+#[test]
+fn captions_say_what_each_figure_counts_and_that_dates_are_event_time() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &sample_rows(), 0, 0);
+    let report = Report::from_dir(dir.path()).unwrap();
+    let html = report.to_html().unwrap();
+    let with_time: u64 = report.resolution.iter().map(|c| c.resolved).sum();
+    let outcome_resolved = report.outcomes.iter().find(|o| o.outcome == "resolved").unwrap().journeys;
+    assert!(with_time > 0 && outcome_resolved > 0);
+
+    // The outcomes bar: "Resolved" is the outcome, and a different set from the resolution figures.
+    assert!(html.contains("Resolved counts journeys whose outcome is resolved."), "outcomes caption");
+    assert!(html.contains("a converted journey can have one"), "outcomes caption says why the sets differ");
+    // The first-contact card, the resolution chart, histogram and table: journeys with a resolution time.
+    assert!(html.contains(&format!(
+        "resolved at the first contact, of the {} journeys with a resolution time (any outcome)",
+        thousands(with_time)
+    )));
+    assert!(html.contains("This counts journeys with a resolution time, whatever their outcome"));
+    assert!(html.contains(&format!(
+        "{} journeys with a resolution time over all channels (any outcome)",
+        thousands(with_time)
+    )));
+    assert!(html.contains("<th class=\"num\">With resolution time</th>"));
+    assert!(!html.contains("resolved journeys over all channels") && !html.contains("<th class=\"num\">Resolved</th>"));
+    // Dates are event time.
+    assert!(html.contains("(event time, UTC)"), "header range");
+    assert!(html.contains("Dates are event time: the timestamps the events carry"));
+    assert!(html.contains("Times are UTC event time;"));
+    assert!(!html.contains("simulated"));
+    // Linear attribution's fractions are explained.
+    assert!(
+        report.attribution.iter().any(|a| a.model == "linear" && a.conversions.fract() != 0.0),
+        "sample has fractions"
+    );
+    assert!(html.contains(render::LINEAR_FRACTIONS));
+    assert!(html.contains("so channels get fractions of conversions"));
+
+    // The demo's report says its clock is simulated.
+    let demo = report.to_html_simulated().unwrap();
+    assert!(demo.contains("(simulated event time, UTC)"));
+    assert!(demo.contains("Dates are simulated event time: the clock of the generated demo traffic"));
+    assert!(demo.contains("Times are UTC simulated event time;"));
+}
+
 #[test]
 fn same_keys_in_several_files_add_up() {
     let dir = tempfile::tempdir().unwrap();
