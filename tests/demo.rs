@@ -165,7 +165,26 @@ fn a_demo_on_a_busy_machine_reads_every_event_it_sent() {
     let (sent, read) = (count("omnimeter demo: ", " events sent"), count("events sent = ", " read"));
     assert_eq!(sent, read, "{summary}");
     assert!(sent > 100_000, "traffic flowed: {summary}");
+    // Lag is sent minus processed: non-zero while processing trails sending, 0 at the end.
+    let progress: Vec<(u64, u64, u64)> = stderr.lines().filter_map(progress_figures).collect();
+    assert!(progress.len() >= 5, "progress lines:\n{stderr}");
+    for &(sent, processed, lag) in &progress {
+        assert_eq!(lag, sent.saturating_sub(processed), "lag is sent minus processed:\n{stderr}");
+    }
+    assert!(progress.iter().any(|&(s, p, lag)| p < s && lag > 0), "a line shows the lag:\n{stderr}");
+    assert_eq!(progress.last().map(|&(s, p, lag)| (s, p, lag)), Some((sent, sent, 0)), "last line:\n{stderr}");
     let files = util::parquet_files(&dir).len();
     eprintln!("busy machine: {summary}; {files} Parquet files");
     assert!(files <= 600, "{files} Parquet files for a 20 s demo");
+}
+
+/// (sent, processed, lag) of a progress line such as
+/// `omnimeter demo   4s  sent    80,000  processed    61,000 ( 30,495/s)  lag  19,000  journeys closed …`.
+fn progress_figures(line: &str) -> Option<(u64, u64, u64)> {
+    let rest = line.strip_prefix("omnimeter demo ")?;
+    let after = |label: &str| -> Option<u64> {
+        let s = rest.split(label).nth(1)?.split_whitespace().next()?;
+        s.replace(',', "").parse().ok()
+    };
+    Some((after(" sent ")?, after(" processed ")?, after(" lag ")?))
 }

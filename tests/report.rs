@@ -65,6 +65,17 @@ fn the_report_renders_in_headless_chromium_with_every_chart_and_no_console_outpu
     let dom_file = tmp.path().join("dom.html");
     std::fs::write(&dom_file, &dom.stdout).unwrap();
     python_check(&["tests/tools/check_report_dom.py", dom_file.to_str().unwrap(), netlog.to_str().unwrap()]);
+    // Each figure says what it counts where it stands (issue 15 item 9), in the rendered page.
+    let page = String::from_utf8_lossy(&dom.stdout);
+    for caption in [
+        "(event time)",
+        "Resolved counts journeys whose outcome is resolved.",
+        "journeys with a resolution time (any outcome)",
+        "With resolution time</th>",
+        "so channels get fractions of conversions",
+    ] {
+        assert!(page.contains(caption), "{caption:?} is not in the rendered page");
+    }
 
     // What people will look at.
     let shot = tmp.path().join("report.png");
