@@ -11,7 +11,9 @@
 //! (a worker next to a raw consume on a local tansu broker, then two workers vs one),
 //! `identity` (memory per identity; the resolve stage's state machine next to the
 //! engine on identity traffic), `identity-kafka` (`omnimeter resolve` next to `run` on
-//! the same broker and events, and the hold's latency on live traffic).
+//! the same broker and events, and the hold's latency on live traffic), `ts-forms`
+//! (decoding alone and file mode on one core, for each form of `ts` alone and for the
+//! mix real producers send: `generate --timestamps producers`).
 //!
 //! In-process sections run in a child process (this binary again, with `--section`)
 //! so that the peak RSS each reports (VmHWM) is its own. Wall-clock figures are the
@@ -31,12 +33,23 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use omnimeter_engine::{EngineConfig, Event, PartitionEngine, RejectReason, decode};
-use omnimeter_generate::{GenConfig, Generator};
+use omnimeter_generate::{GenConfig, Generator, Timestamps};
 
 const RUNS: usize = 3;
 const OMNIMETER: &str = env!("CARGO_BIN_EXE_omnimeter");
-const SECTIONS: [&str; 10] =
-    ["decode", "engine", "file", "scale-file", "duckdb", "journeys", "kafka", "files", "identity", "identity-kafka"];
+const SECTIONS: [&str; 11] = [
+    "decode",
+    "engine",
+    "file",
+    "scale-file",
+    "duckdb",
+    "journeys",
+    "kafka",
+    "files",
+    "identity",
+    "identity-kafka",
+    "ts-forms",
+];
 
 /// One line of the final table.
 struct Figure {
@@ -113,6 +126,27 @@ fn main() {
         table.push(in_child("identity-resolver", &input, events));
         table.push(in_child("identity-engine", &input, events));
     }
+    if run("ts-forms") {
+        let forms = [
+            ("z", Timestamps::Zulu),
+            ("offsets", Timestamps::Offsets),
+            ("epoch ms", Timestamps::Epoch),
+            ("whole seconds", Timestamps::WholeSeconds),
+            ("producers' mix", Timestamps::Producers),
+        ];
+        for (name, form) in forms {
+            let path = dir.path().join(format!("events-{}.ndjson", name.replace([' ', '\''], "-")));
+            generate_with(&path, events, form);
+            let mut dec = in_child("decode", &path, events);
+            dec.what = format!("decode alone, ts {name}");
+            let mut one = file_mode(&path, dir.path(), Some("0"), events);
+            one.what = format!("file mode one core, ts {name}");
+            let ratio = one.secs / dec.secs;
+            one.note = format!("{:.2}x decoding alone", ratio);
+            table.push(dec);
+            table.push(one);
+        }
+    }
     if run("identity-kafka") {
         let (figs, id_notes) = identity_kafka(events as usize);
         table.extend(figs);
@@ -144,8 +178,12 @@ fn main() {
 // ---------------------------------------------------------------- input
 
 fn generate(path: &Path, events: u64) -> u64 {
+    generate_with(path, events, Timestamps::Generator)
+}
+
+fn generate_with(path: &Path, events: u64, timestamps: Timestamps) -> u64 {
     // About 8 events per customer over one day: realistic journey sizes and open-journey counts.
-    let cfg = GenConfig { customers: (events / 8).max(1), days: 1, seed: 7, ..GenConfig::default() };
+    let cfg = GenConfig { customers: (events / 8).max(1), days: 1, seed: 7, timestamps, ..GenConfig::default() };
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
     Generator::new(cfg).write_to(&mut out, Some(events)).unwrap();
     out.flush().unwrap();

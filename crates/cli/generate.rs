@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use omnimeter_engine::DurationMs;
-use omnimeter_generate::{GenConfig, Generator};
+use omnimeter_generate::{GenConfig, Generator, Timestamps};
 use omnimeter_kafka::EventProducer;
 
 #[derive(Debug, Args, Clone)]
@@ -42,6 +42,11 @@ pub(crate) struct GenerateArgs {
     /// card, household phones shared by two customers.
     #[arg(long)]
     pub(crate) identities: bool,
+    /// How `ts` is written: `generator` (mostly `…123Z`), `producers` (a mix of `Z`,
+    /// whole seconds, offsets and epoch ms, as real producers send), or one form only:
+    /// `z`, `offset`, `epoch`, `seconds`.
+    #[arg(long, value_name = "FORM", value_enum, default_value_t = TsForm::Generator)]
+    pub(crate) timestamps: TsForm,
     /// Stop after this many lines (default: when every story has ended).
     #[arg(long, value_name = "N")]
     pub(crate) max_events: Option<u64>,
@@ -85,8 +90,27 @@ impl GenerateArgs {
             bad_rate: self.bad_rate,
             duplicate_rate: self.duplicate_rate,
             identities: self.identities,
+            timestamps: match self.timestamps {
+                TsForm::Generator => Timestamps::Generator,
+                TsForm::Producers => Timestamps::Producers,
+                TsForm::Z => Timestamps::Zulu,
+                TsForm::Offset => Timestamps::Offsets,
+                TsForm::Epoch => Timestamps::Epoch,
+                TsForm::Seconds => Timestamps::WholeSeconds,
+            },
         })
     }
+}
+
+/// `--timestamps`: [`Timestamps`] as a flag value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum TsForm {
+    Generator,
+    Producers,
+    Z,
+    Offset,
+    Epoch,
+    Seconds,
 }
 
 /// Holds a steady event rate: sleeps when ahead of `rate` events per second.

@@ -64,32 +64,51 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     parse_general(b)
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, the layout most producers write (nine in ten of the
-/// generator's events): fixed positions, no loops and no `Option` per field. `None`
-/// when `b` has another layout; the general parser then decides. Equal to it on every
-/// input of this layout (the `common_layout_agrees_with_the_general_parser` property).
+/// The layouts producers write — `YYYY-MM-DDTHH:MM:SS`, then `.mmm` or nothing, then `Z`
+/// or `±HH:MM` — at fixed positions, without loops or an `Option` per field. `None` when
+/// `b` has another layout (another fraction length, say); the general parser then
+/// decides. Equal to it on every input of these layouts (the `common_layout_agrees_…`
+/// properties).
 #[inline]
 fn common_layout(b: &[u8]) -> Option<Option<i64>> {
-    let b: &[u8; 24] = b.try_into().ok()?;
-    let shape = b[4] == b'-'
-        && b[7] == b'-'
-        && matches!(b[10], b'T' | b't')
-        && b[13] == b':'
-        && b[16] == b':'
-        && b[19] == b'.'
-        && matches!(b[23], b'Z' | b'z');
+    let mut head = [b'0'; 24];
+    head[..19].copy_from_slice(b.get(..19)?);
+    let shape =
+        head[4] == b'-' && head[7] == b'-' && matches!(head[10], b'T' | b't') && head[13] == b':' && head[16] == b':';
     if !shape
-        || !digits_at(b, 0..8, 0x00FF_FF00_FFFF_FFFF)
-        || !digits_at(b, 8..16, 0xFFFF_00FF_FF00_FFFF)
-        || !digits_at(b, 16..24, 0x00FF_FFFF_00FF_FF00)
+        || !digits_at(&head, 0..8, 0x00FF_FF00_FFFF_FFFF)
+        || !digits_at(&head, 8..16, 0xFFFF_00FF_FF00_FFFF)
+        || !digits_at(&head, 16..24, 0x0000_0000_00FF_FF00)
     {
         return None;
     }
-    let d = |i: usize| u32::from(b[i] - b'0');
+    let digit = |c: u8| c.wrapping_sub(b'0') < 10;
+    let (millis, tail) = match &b[19..] {
+        [b'.', x, y, z, tail @ ..]
+            if digit(*x) && digit(*y) && digit(*z) && !tail.first().is_some_and(|c| digit(*c)) =>
+        {
+            (i64::from(u32::from(x - b'0') * 100 + u32::from(y - b'0') * 10 + u32::from(z - b'0')), tail)
+        }
+        [b'.', ..] => return None,
+        tail => (0, tail),
+    };
+    let offset_min = match tail {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] if [h1, h2, m1, m2].iter().all(|c| digit(**c)) => {
+            let (oh, om) =
+                (u32::from(h1 - b'0') * 10 + u32::from(h2 - b'0'), u32::from(m1 - b'0') * 10 + u32::from(m2 - b'0'));
+            if oh > 23 || om > 59 {
+                return Some(None);
+            }
+            let off = i64::from(oh * 60 + om);
+            if *sign == b'-' { -off } else { off }
+        }
+        _ => return None,
+    };
+    let d = |i: usize| u32::from(head[i] - b'0');
     let two = |i: usize| d(i) * 10 + d(i + 1);
     let year = i64::from(two(0) * 100 + two(2));
-    let millis = i64::from(d(20) * 100 + d(21) * 10 + d(22));
-    Some(assemble(year, two(5), two(8), two(11), two(14), two(17), millis, 0))
+    Some(assemble(year, two(5), two(8), two(11), two(14), two(17), millis, offset_min))
 }
 
 /// Whether every byte of `b[range]` (eight bytes) under a `0xFF` lane of `lanes`
@@ -297,6 +316,19 @@ mod tests {
                 if t { 'T' } else { 't' },
                 if z { 'Z' } else { 'z' }
             );
+            let b = text.as_bytes();
+            proptest::prop_assert_eq!(common_layout(b), Some(parse_general(b)), "{}", text);
+        }
+
+        /// The same with whole seconds or milliseconds, and `Z` or any `±HH:MM` offset.
+        #[test]
+        fn common_layout_agrees_with_the_general_parser_on_offsets_and_whole_seconds(
+            y in 0u32..=9999, mo in 0u32..=19, d in 0u32..=39, h in 0u32..=29, mi in 0u32..=69,
+            sec in 0u32..=69, ms in proptest::option::of(0u32..=999), off in proptest::option::of((proptest::bool::ANY, 0u32..=29, 0u32..=69)),
+        ) {
+            let frac = ms.map_or(String::new(), |ms| format!(".{ms:03}"));
+            let zone = off.map_or("Z".to_owned(), |(plus, oh, om)| format!("{}{oh:02}:{om:02}", if plus { '+' } else { '-' }));
+            let text = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{sec:02}{frac}{zone}");
             let b = text.as_bytes();
             proptest::prop_assert_eq!(common_layout(b), Some(parse_general(b)), "{}", text);
         }

@@ -48,6 +48,28 @@ pub struct GenConfig {
     /// Adds the identity stories (SPEC §6): events with `identities`, some without
     /// `customer_id`. Off, the output is what it was before identities existed.
     pub identities: bool,
+    /// How `ts` is written.
+    pub timestamps: Timestamps,
+}
+
+/// The forms of `ts` a generator writes (SPEC §1 accepts them all).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Timestamps {
+    /// Mostly `…T08:00:00.123Z`, some `+01:00`, some epoch milliseconds (88/4/8 %):
+    /// what this generator has always written.
+    #[default]
+    Generator,
+    /// As producers write them: 60 % `…123Z`, 10 % whole seconds `…00Z`, 15 % with an
+    /// offset (`+02:00`, `-03:30`, `+05:30`, `+01:00`, `-05:00`), 15 % epoch milliseconds.
+    Producers,
+    /// All `…T08:00:00.123Z`.
+    Zulu,
+    /// All with an offset, as in `Producers`.
+    Offsets,
+    /// All epoch milliseconds.
+    Epoch,
+    /// All whole seconds `…T08:00:00Z` (the instant truncated to its second).
+    WholeSeconds,
 }
 
 impl Default for GenConfig {
@@ -61,6 +83,7 @@ impl Default for GenConfig {
             bad_rate: 0.0,
             duplicate_rate: 0.0,
             identities: false,
+            timestamps: Timestamps::Generator,
         }
     }
 }
@@ -255,10 +278,24 @@ impl Generator {
 
         let event_id = mix64(self.events.wrapping_add(self.id_key));
         self.events += 1;
-        let ts_style = match self.rng.weighted(&[88, 4, 8]) {
-            0 => TsStyle::Utc,
-            1 => TsStyle::PlusOne,
-            _ => TsStyle::EpochMs,
+        const OFFSETS: [i16; 5] = [120, -210, 330, 60, -300];
+        let offset = |rng: &mut Rng| TsStyle::Offset(OFFSETS[rng.weighted(&[1, 1, 1, 1, 1])]);
+        let ts_style = match self.cfg.timestamps {
+            Timestamps::Generator => match self.rng.weighted(&[88, 4, 8]) {
+                0 => TsStyle::Utc,
+                1 => TsStyle::PlusOne,
+                _ => TsStyle::EpochMs,
+            },
+            Timestamps::Producers => match self.rng.weighted(&[60, 10, 15, 15]) {
+                0 => TsStyle::Utc,
+                1 => TsStyle::UtcSeconds,
+                2 => offset(&mut self.rng),
+                _ => TsStyle::EpochMs,
+            },
+            Timestamps::Zulu => TsStyle::Utc,
+            Timestamps::Offsets => offset(&mut self.rng),
+            Timestamps::Epoch => TsStyle::EpochMs,
+            Timestamps::WholeSeconds => TsStyle::UtcSeconds,
         };
         let bad = if self.faults.chance(self.cfg.bad_rate) {
             let kind = BadKind::ALL[(self.bad_lines % BadKind::ALL.len() as u64) as usize];

@@ -14,6 +14,10 @@ pub(crate) enum TsStyle {
     PlusOne,
     /// `1793606400123`
     EpochMs,
+    /// `"2026-11-02T10:00:00.123+02:00"`: the same instant with this offset in minutes.
+    Offset(i16),
+    /// `"2026-11-02T08:00:00Z"`: whole seconds (the instant truncated to its second).
+    UtcSeconds,
 }
 
 /// A kind of malformed line, injected with `GenConfig::bad_rate`.
@@ -212,6 +216,11 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 /// `YYYY-MM-DDTHH:MM:SS.mmm` of the wall clock `ms` (no offset suffix).
 fn push_wall_clock(out: &mut Vec<u8>, ms: i64) {
+    push_wall_clock_to(out, ms, true);
+}
+
+/// `YYYY-MM-DDTHH:MM:SS`, then `.mmm` with `millis`.
+fn push_wall_clock_to(out: &mut Vec<u8>, ms: i64, millis: bool) {
     let days = ms.div_euclid(86_400_000);
     let in_day = ms.rem_euclid(86_400_000) as u64;
     let (year, month, day) = civil_from_days(days);
@@ -226,8 +235,10 @@ fn push_wall_clock(out: &mut Vec<u8>, ms: i64) {
     push_padded(out, in_day / 60_000 % 60, 2);
     out.push(b':');
     push_padded(out, in_day / 1_000 % 60, 2);
-    out.push(b'.');
-    push_padded(out, in_day % 1_000, 3);
+    if millis {
+        out.push(b'.');
+        push_padded(out, in_day % 1_000, 3);
+    }
 }
 
 fn push_ts(out: &mut Vec<u8>, ts: i64, style: TsStyle) {
@@ -242,6 +253,21 @@ fn push_ts(out: &mut Vec<u8>, ts: i64, style: TsStyle) {
             out.push(b'"');
             push_wall_clock(out, ts + 3_600_000);
             out.extend_from_slice(b"+01:00\"");
+        }
+        TsStyle::Offset(minutes) => {
+            out.push(b'"');
+            push_wall_clock(out, ts + i64::from(minutes) * 60_000);
+            out.push(if minutes < 0 { b'-' } else { b'+' });
+            let m = u64::from(minutes.unsigned_abs());
+            push_padded(out, m / 60, 2);
+            out.push(b':');
+            push_padded(out, m % 60, 2);
+            out.push(b'"');
+        }
+        TsStyle::UtcSeconds => {
+            out.push(b'"');
+            push_wall_clock_to(out, ts, false);
+            out.extend_from_slice(b"Z\"");
         }
     }
 }

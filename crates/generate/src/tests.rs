@@ -515,3 +515,35 @@ fn identity_stories_resolve_in_the_engine() {
         assert_eq!(n(&owner.customer_id).map(|n| n / 2), n(&c.customer_id).map(|n| n / 2), "{c:?}");
     }
 }
+
+#[test]
+fn producers_timestamps_mix_every_form_and_one_form_is_only_that() {
+    let text = |timestamps: Timestamps| {
+        let cfg = GenConfig { customers: 300, seed: 5, timestamps, ..GenConfig::default() };
+        let mut g = Generator::new(cfg);
+        let mut out = Vec::new();
+        g.write_to(&mut out, Some(3_000)).unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    let forms = |t: &str| -> [usize; 4] {
+        let (mut z, mut secs, mut off, mut epoch) = (0, 0, 0, 0);
+        for line in t.lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            match &v["ts"] {
+                Value::Number(_) => epoch += 1,
+                Value::String(s) if s.len() == 24 && s.ends_with('Z') => z += 1,
+                Value::String(s) if s.len() == 20 && s.ends_with('Z') => secs += 1,
+                Value::String(s) if s.len() == 29 && (s.contains('+') || s[19..].contains('-')) => off += 1,
+                other => panic!("unexpected ts {other}"),
+            }
+            assert!(omnimeter_engine::decode(line.as_bytes()).is_ok(), "{line}");
+        }
+        [z, secs, off, epoch]
+    };
+    let mix = forms(&text(Timestamps::Producers));
+    assert!(mix.iter().all(|&n| n > 150), "every form in the mix: {mix:?}");
+    assert_eq!(forms(&text(Timestamps::Offsets))[2], 3_000);
+    assert_eq!(forms(&text(Timestamps::WholeSeconds))[1], 3_000);
+    assert_eq!(forms(&text(Timestamps::Epoch))[3], 3_000);
+    assert_eq!(forms(&text(Timestamps::Zulu))[0], 3_000);
+}
