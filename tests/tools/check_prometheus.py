@@ -83,7 +83,8 @@ def main():
         try:
             if query(base, 'omnimeter_journeys_closed_total{job="omnimeter"}') and query(base, 'omnimeter:input_events:rate1m'):
                 break
-        except (OSError, RuntimeError):
+        except (OSError, RuntimeError, ValueError):
+            # Still starting: refused connections, or a 503 whose body is not JSON yet.
             pass
         if time.time() > deadline:
             sys.exit("Prometheus did not scrape omnimeter within 90 s")
