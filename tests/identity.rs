@@ -144,7 +144,7 @@ fn raw_events_on_another_partition_count_match_file_mode_too() {
 
 #[test]
 fn a_resolver_killed_mid_stream_and_a_rebalance_change_no_table() {
-    let lines = identity_traffic(1_500, 5);
+    let lines = identity_traffic(6_000, 5);
     let broker = Broker::start();
     broker.create_topic(RAW, 6);
     broker.create_topic(RESOLVED, 4);
@@ -152,22 +152,32 @@ fn a_resolver_killed_mid_stream_and_a_rebalance_change_no_table() {
     broker.produce(RAW, &lines);
     let dir = tempfile::tempdir().unwrap();
     let log = |name: &str| dir.path().join(format!("{name}.log"));
-    // Two resolvers share the raw partitions; one is killed with SIGKILL once it has
-    // checkpointed (no flush, no commit, maybe mid-send), the other takes its partitions.
+    // Two resolvers share the raw partitions; one is killed with SIGKILL at its first
+    // checkpoints, while it is still sending (no flush, no commit), the other takes its
+    // partitions.
     let mut a = resolver(&broker, dir.path(), &log("a"), &[]);
     let b = resolver(&broker, dir.path(), &log("b"), &["--until-end"]);
     let ckpt = dir.path().join("resolver-checkpoints/_checkpoints");
     util::wait_until("resolver a checkpoints", Duration::from_secs(120), || {
-        ckpt.exists() && util::all_files(&ckpt).len() >= 6 && log_of(&log("a")).contains("raw partitions assigned")
+        ckpt.exists() && util::all_files(&ckpt).len() >= 3 && log_of(&log("a")).contains("raw partitions assigned")
     });
-    std::thread::sleep(Duration::from_millis(700));
     a.kill().unwrap();
     let _ = a.wait();
     // A third joins: another rebalance, and a replay of a's partitions from their checkpoints.
     let c = resolver(&broker, dir.path(), &log("c"), &["--until-end"]);
     wait_resolver(b, &log("b"));
     wait_resolver(c, &log("c"));
+    // The killed resolver's partitions went on from its checkpoints (a replay, not a fresh start).
+    let resumed = format!("{}{}", log_of(&log("b")), log_of(&log("c")));
+    assert!(resumed.contains("resuming raw partition"), "no partition resumed from a checkpoint:\n{resumed}");
     let r = run_worker(&broker, dir.path());
-    wait_ok(r, "run worker");
+    let out = wait_ok(r, "run worker");
     compare(&dir.path().join("kafka-out"), &file_mode(&lines, dir.path()));
+    // Whether the kill fell between a send and its checkpoint is up to timing: when it
+    // did, the run worker skipped the replay by number (the simulation in
+    // crates/engine/tests/resolve_stage.rs replays on purpose, every time). Never may a
+    // number be missing.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("replayed messages skipped by the run worker: {}", stderr.contains("sent again"));
+    assert!(!stderr.contains("never arrived"), "{stderr}");
 }

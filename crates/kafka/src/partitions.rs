@@ -55,8 +55,9 @@ struct Held {
     fresh: bool,
     /// Since when the log end reported by fetches is before `next_offset`, with no message since.
     behind_log_end_since: Option<Instant>,
-    /// Resolved input: numbered messages found missing, as last reported.
+    /// Resolved input: numbered messages found missing, and seen again, as last reported.
     missing_reported: u64,
+    repeated_reported: u64,
 }
 
 impl Held {
@@ -76,6 +77,7 @@ impl Held {
             fresh: false,
             behind_log_end_since: None,
             missing_reported: 0,
+            repeated_reported: 0,
         }
     }
 }
@@ -291,6 +293,14 @@ impl PartitionSet {
                     "resolved input: messages of the resolve stage never arrived (numbers skipped); tables miss them"
                 );
                 h.missing_reported = missing;
+            }
+            if repeated > h.repeated_reported {
+                tracing::info!(
+                    partition = p,
+                    repeated,
+                    "resolved input: skipped messages a resolver sent again (a replay after a crash or rebalance)"
+                );
+                h.repeated_reported = repeated;
             }
             self.metrics.record_journeys(h.engine.newly_closed());
             self.metrics.record_tally(&h.engine.take_tally());
