@@ -14,7 +14,7 @@ use omnimeter_metrics::{Metrics, MetricsSettings};
 use crate::Failure;
 use crate::args::RunArgs;
 
-fn std_duration(d: omnimeter_engine::DurationMs) -> Duration {
+pub(crate) fn std_duration(d: omnimeter_engine::DurationMs) -> Duration {
     Duration::from_millis(d.0.max(0) as u64)
 }
 

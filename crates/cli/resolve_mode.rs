@@ -16,7 +16,7 @@ use omnimeter_kafka::ResolveOptions;
 use omnimeter_metrics::{Metrics, MetricsSettings};
 
 use crate::Failure;
-use crate::kafka_mode::{init_logging, until_set};
+use crate::kafka_mode::{init_logging, std_duration, until_set};
 
 #[derive(Debug, Args)]
 pub(crate) struct ResolveArgs {
@@ -51,10 +51,6 @@ pub(crate) struct ResolveArgs {
     /// How far behind the highest seen `ts` an event may arrive [default: 5s].
     #[arg(long, value_name = "D")]
     pub(crate) allowed_lateness: Option<DurationMs>,
-}
-
-fn std_duration(d: DurationMs) -> Duration {
-    Duration::from_millis(d.0.max(0) as u64)
 }
 
 fn options(args: &ResolveArgs) -> Result<(Config, ResolveOptions), Failure> {
