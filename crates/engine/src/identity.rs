@@ -18,6 +18,11 @@ use crate::rows::IdentityRow;
 /// One identity of a customer: `(type, value)`.
 pub type Identity = (CompactString, CompactString);
 
+/// An event's identities as owned strings (for what outlives the raw payload).
+pub fn owned(identities: &crate::event::Identities<'_>) -> Vec<Identity> {
+    identities.iter().map(|(t, v)| (CompactString::from(t.as_ref()), CompactString::from(v.as_ref()))).collect()
+}
+
 /// The first link of an identity: its owner for good.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Owner {

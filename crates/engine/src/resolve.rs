@@ -277,11 +277,7 @@ impl PartitionResolver {
         if self.max_ts.is_none_or(|m| event.ts > m) {
             self.max_ts = Some(event.ts);
         }
-        let identities: Vec<Identity> = event
-            .identities
-            .iter()
-            .map(|(t, v)| (CompactString::from(t.as_ref()), CompactString::from(v.as_ref())))
-            .collect();
+        let identities = crate::identity::owned(&event.identities);
         let event_id = CompactString::from(event.event_id.as_ref());
         let Some(customer) = event.customer_id.as_deref() else {
             let kind = HeldKind::Anonymous { raw: raw.to_vec(), identities };
