@@ -19,7 +19,7 @@ use parquet::schema::types::ColumnPath;
 
 pub use layout::hour_of;
 pub use schema::GapRow;
-pub use store::{Output, S3Output, Store, StoreError};
+pub use store::{Output, PutBatch, S3Output, Store, StoreError};
 
 /// Rows per row group: large enough for good compression and scans, small enough
 /// that readers can parallelise over big hourly files.
@@ -105,8 +105,9 @@ impl ParquetSink {
     /// writing the same batch again replaces its files; callers must therefore give
     /// each distinct batch of a partition a distinct `first_offset`.
     ///
-    /// On error some files of the batch may already be published: retry the batch,
-    /// or drop them with [`ParquetSink::remove_from`].
+    /// The batch's files appear together ([`Store::batch`]); an error while renaming
+    /// them may leave some published: retry the batch, or drop them with
+    /// [`ParquetSink::remove_from`].
     pub fn write_batch(&self, rows: &Rows, partition: i32, first_offset: i64) -> Result<WriteReport> {
         self.write_named(rows, partition, first_offset, false)
     }
@@ -149,21 +150,25 @@ impl ParquetSink {
             return Err(Error::NegativePosition { partition, offset: first_offset });
         }
         let mut out = Out { name: layout::file_name(partition, first_offset, closing), report: WriteReport::default() };
-        self.write_table(&mut out, 0, &rows.journeys, |r| r.end_ts, schema::journeys)?;
-        self.write_table(&mut out, 1, &rows.activity, |r| r.window_start, schema::activity)?;
-        self.write_table(&mut out, 2, &rows.transitions, |r| r.window_start, schema::transitions)?;
-        self.write_table(&mut out, 3, &rows.journey_windows, |r| r.window_start, schema::journey_windows)?;
-        self.write_table(&mut out, 4, &rows.paths, |r| r.window_start, schema::paths)?;
-        self.write_table(&mut out, 5, &rows.friction, |r| r.window_start, schema::friction)?;
-        self.write_table(&mut out, 6, &rows.attribution, |r| r.window_start, schema::attribution)?;
-        self.write_table(&mut out, 7, &rows.rejected, |r| r.placed_ts, schema::rejected)?;
-        self.write_table(&mut out, 8, &rows.identities, |r| r.linked_ts, schema::identities)?;
+        let mut files = self.store.batch();
+        let out_files = &mut files;
+        self.write_table(&mut out, out_files, 0, &rows.journeys, |r| r.end_ts, schema::journeys)?;
+        self.write_table(&mut out, out_files, 1, &rows.activity, |r| r.window_start, schema::activity)?;
+        self.write_table(&mut out, out_files, 2, &rows.transitions, |r| r.window_start, schema::transitions)?;
+        self.write_table(&mut out, out_files, 3, &rows.journey_windows, |r| r.window_start, schema::journey_windows)?;
+        self.write_table(&mut out, out_files, 4, &rows.paths, |r| r.window_start, schema::paths)?;
+        self.write_table(&mut out, out_files, 5, &rows.friction, |r| r.window_start, schema::friction)?;
+        self.write_table(&mut out, out_files, 6, &rows.attribution, |r| r.window_start, schema::attribution)?;
+        self.write_table(&mut out, out_files, 7, &rows.rejected, |r| r.placed_ts, schema::rejected)?;
+        self.write_table(&mut out, out_files, 8, &rows.identities, |r| r.linked_ts, schema::identities)?;
+        files.publish()?;
         Ok(out.report)
     }
 
     fn write_table<T>(
         &self,
         out: &mut Out,
+        files: &mut store::PutBatch<'_>,
         table: usize,
         rows: &[T],
         ts: fn(&T) -> i64,
@@ -179,7 +184,7 @@ impl ParquetSink {
             let batch = build(&group).map_err(|source| Error::Arrow { location: location(), source })?;
             let bytes = writer::encode(&batch, &self.props[table])
                 .map_err(|source| Error::Parquet { location: location(), source })?;
-            self.store.put(&key, bytes)?;
+            files.put(&key, bytes)?;
             out.report.files[table] += 1;
             out.report.rows[table] += group.len();
             out.report.keys.push(key);

@@ -405,6 +405,36 @@ fn local_store_publishes_whole_objects_in_new_folders_and_misses_cleanly() -> Te
 }
 
 #[test]
+fn a_batch_shows_its_objects_only_when_published_and_leaves_nothing_when_dropped() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let store = Store::open(&Output::from(tmp.path()))?;
+    store.put("t/date=2026-11-02/hour=08/old.parquet", b"old".to_vec())?;
+    let mut batch = store.batch();
+    batch.put("t/date=2026-11-02/hour=08/old.parquet", b"new".to_vec())?;
+    batch.put("t/date=2026-11-02/hour=09/a.parquet", b"a".to_vec())?;
+    assert_eq!(
+        store.get("t/date=2026-11-02/hour=08/old.parquet")?.as_deref(),
+        Some(&b"old"[..]),
+        "a replaced object keeps its old bytes until the batch is published"
+    );
+    assert_eq!(store.get("t/date=2026-11-02/hour=09/a.parquet")?, None, "a new object is not visible yet");
+    batch.publish()?;
+    assert_eq!(fs::read(tmp.path().join("t/date=2026-11-02/hour=08/old.parquet"))?, b"new");
+    assert_eq!(fs::read(tmp.path().join("t/date=2026-11-02/hour=09/a.parquet"))?, b"a");
+    assert_eq!(files(tmp.path()), ["t/date=2026-11-02/hour=08/old.parquet", "t/date=2026-11-02/hour=09/a.parquet"]);
+
+    let mut dropped = store.batch();
+    dropped.put("t/date=2026-11-02/hour=10/b.parquet", b"b".to_vec())?;
+    drop(dropped);
+    assert_eq!(
+        files(tmp.path()),
+        ["t/date=2026-11-02/hour=08/old.parquet", "t/date=2026-11-02/hour=09/a.parquet"],
+        "an unpublished batch leaves neither objects nor temps"
+    );
+    Ok(())
+}
+
+#[test]
 fn per_column_settings_name_real_columns() {
     // A misspelt name would silently leave the setting off.
     let schemas = [
