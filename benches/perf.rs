@@ -74,18 +74,30 @@ fn main() {
         return;
     }
     let events: u64 = args.iter().find_map(|a| a.parse().ok()).unwrap_or(1_000_000);
+    // The main input's `ts` form: `ts=producers` (default: the mix real producers send),
+    // `ts=generator` (the generator's default, as in figures before 2026-12), or one form.
+    let form = match args.iter().find_map(|a| a.strip_prefix("ts=")).unwrap_or("producers") {
+        "producers" => Timestamps::Producers,
+        "generator" => Timestamps::Generator,
+        "z" => Timestamps::Zulu,
+        "offset" => Timestamps::Offsets,
+        "epoch" => Timestamps::Epoch,
+        "seconds" => Timestamps::WholeSeconds,
+        other => panic!("ts={other}: expected producers, generator, z, offset, epoch or seconds"),
+    };
     let chosen: Vec<&str> = SECTIONS.into_iter().filter(|s| args.iter().any(|a| a == s)).collect();
     let run = |s: &str| chosen.is_empty() || chosen.contains(&s);
 
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("events.ndjson");
-    let bytes = generate(&input, events);
-    eprintln!("bench: {events} events, {:.1} MiB of NDJSON in {}", mib(bytes), input.display());
+    let bytes = generate_with(&input, events, form);
+    eprintln!("bench: {events} events ({form:?} timestamps), {:.1} MiB of NDJSON in {}", mib(bytes), input.display());
 
     let mut table: Vec<Figure> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     if run("decode") {
         table.push(in_child("decode", &input, events));
+        table.push(in_child("serde-decode", &input, events));
     }
     if run("engine") {
         table.push(in_child("engine", &input, events));
@@ -154,7 +166,7 @@ fn main() {
     }
 
     println!();
-    println!("omnimeter performance, {events} generated events ({:.1} MiB NDJSON)", mib(bytes));
+    println!("omnimeter performance, {events} generated events ({form:?} timestamps, {:.1} MiB NDJSON)", mib(bytes));
     println!("machine: {} cores, {}; load average at the end: {}", cores(), cpu_model(), load());
     println!();
     println!("| what | events/s | ns/event | wall | peak RSS | |");
@@ -166,9 +178,17 @@ fn main() {
         println!("| {} | {rate} | {ns} | {:.2} s | {rss} | {} |", f.what, f.secs, f.note);
     }
     let by = |name: &str| table.iter().find(|f| f.what.starts_with(name)).map(|f| f.secs);
+    println!();
     if let (Some(file), Some(dec)) = (by("file mode end to end"), by("decode alone")) {
-        println!();
-        println!("file mode / decoding alone: {:.2}x the time", file / dec);
+        println!("file mode (two cores) / decoding alone: {:.2}x the time", file / dec);
+    }
+    if let Some(one) = by("file mode, one core") {
+        if let Some(dec) = by("decode alone") {
+            println!("file mode one core / omnimeter's decoding alone: {:.2}x the time", one / dec);
+        }
+        if let Some(serde) = by("serde_json") {
+            println!("file mode one core / serde_json into borrowed structs: {:.2}x the time", one / serde);
+        }
     }
     for n in notes {
         println!("{n}");
@@ -177,13 +197,17 @@ fn main() {
 
 // ---------------------------------------------------------------- input
 
-fn generate(path: &Path, events: u64) -> u64 {
-    generate_with(path, events, Timestamps::Generator)
-}
-
 fn generate_with(path: &Path, events: u64, timestamps: Timestamps) -> u64 {
     // About 8 events per customer over one day: realistic journey sizes and open-journey counts.
-    let cfg = GenConfig { customers: (events / 8).max(1), days: 1, seed: 7, timestamps, ..GenConfig::default() };
+    // 1 % of events sent twice, as at-least-once producers do.
+    let cfg = GenConfig {
+        customers: (events / 8).max(1),
+        days: 1,
+        seed: 7,
+        timestamps,
+        duplicate_rate: 0.01,
+        ..GenConfig::default()
+    };
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
     Generator::new(cfg).write_to(&mut out, Some(events)).unwrap();
     out.flush().unwrap();
@@ -212,6 +236,7 @@ fn in_child(section: &str, input: &Path, events: u64) -> Figure {
 fn child(section: &str, input: &Path, events: u64) {
     let f = match section {
         "decode" => decode_alone(input),
+        "serde-decode" => serde_decode(input),
         "engine" => engine_alone(input),
         "journeys" => open_journeys(events),
         "identity-book" => identity_book(events),
@@ -247,6 +272,59 @@ fn decode_alone(input: &Path) -> Figure {
     }
     let n = lines.len() as u64;
     Figure::new("decode alone (in memory)", n, best, Some(peak_rss()), "`decode` over each line; file held in memory")
+}
+
+/// The same lines deserialized with serde_json into structs that borrow from the
+/// line (timestamps left as text, `attrs` skipped): the reference "decoding" of a
+/// Rust program that reads such events, to compare file mode with.
+fn serde_decode(input: &Path) -> Figure {
+    use std::borrow::Cow;
+
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    #[allow(dead_code)]
+    enum RawTs<'a> {
+        Millis(i64),
+        Text(#[serde(borrow)] Cow<'a, str>),
+    }
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct RawEvent<'a> {
+        #[serde(borrow)]
+        event_id: Cow<'a, str>,
+        #[serde(borrow)]
+        ts: RawTs<'a>,
+        #[serde(borrow, default)]
+        customer_id: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        journey_id: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        channel: Cow<'a, str>,
+        #[serde(borrow, rename = "type")]
+        kind: Cow<'a, str>,
+        #[serde(borrow, default)]
+        step: Option<Cow<'a, str>>,
+        #[serde(default)]
+        value: Option<f64>,
+        #[serde(default)]
+        attrs: Option<serde::de::IgnoredAny>,
+        #[serde(default)]
+        identities: Option<serde::de::IgnoredAny>,
+    }
+    let text = std::fs::read(input).unwrap();
+    let lines: Vec<&[u8]> = lines(&text).collect();
+    let mut best = f64::INFINITY;
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        let mut ok = 0u64;
+        for line in &lines {
+            ok += u64::from(black_box(serde_json::from_slice::<RawEvent<'_>>(black_box(line))).is_ok());
+        }
+        best = best.min(t.elapsed().as_secs_f64());
+        assert_eq!(ok, lines.len() as u64, "generated events all deserialize");
+    }
+    let n = lines.len() as u64;
+    Figure::new("serde_json into borrowed structs", n, best, Some(peak_rss()), "`serde_json::from_slice` per line; file held in memory")
 }
 
 /// (b) The engine alone: every line decoded beforehand, then pushed, finished and drained.
@@ -635,7 +713,12 @@ fn kafka(events: usize) -> (Vec<Figure>, Vec<String>) {
 
     let broker = util::kafka::Broker::start();
     broker.create_topic(util::kafka::TOPIC, PARTITIONS as u32);
-    let mut g = Generator::new(GenConfig { customers: (events / 8).max(1) as u64, seed: 3, ..GenConfig::default() });
+    let mut g = Generator::new(GenConfig {
+        customers: (events / 8).max(1) as u64,
+        seed: 3,
+        timestamps: Timestamps::Producers,
+        ..GenConfig::default()
+    });
     let mut lines = Vec::with_capacity(events);
     let mut line = Vec::new();
     while lines.len() < events && g.next_event(&mut line).is_some() {
@@ -649,14 +732,18 @@ fn kafka(events: usize) -> (Vec<Figure>, Vec<String>) {
 
     // Raw consume: every partition from the beginning to its end, only counting,
     // with the worker's fetch settings; measured before and after the workers, best kept.
-    let raw_consume = |group: &str| {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", broker.addr())
+    let raw_consume = |group: &str, tuned: bool| {
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", broker.addr())
             .set("group.id", group)
             .set("enable.partition.eof", "true")
-            .set("fetch.wait.max.ms", "100")
-            .create()
-            .unwrap();
+            .set("fetch.wait.max.ms", "100");
+        if tuned {
+            for (k, v) in TUNED {
+                cfg.set(*k, *v);
+            }
+        }
+        let consumer: BaseConsumer = cfg.create().unwrap();
         let mut tpl = TopicPartitionList::new();
         for p in 0..PARTITIONS {
             tpl.add_partition_offset(util::kafka::TOPIC, p, Offset::Beginning).unwrap();
@@ -674,7 +761,8 @@ fn kafka(events: usize) -> (Vec<Figure>, Vec<String>) {
         assert_eq!(count, n);
         t.elapsed().as_secs_f64()
     };
-    let raw_before = raw_consume("bench-raw-1");
+    let raw_before = raw_consume("bench-raw-1", false);
+    let tuned_before = raw_consume("bench-raw-t1", true);
 
     let dir = tempfile::tempdir().unwrap();
     let worker = |group: &str, out: &str| {
@@ -686,6 +774,12 @@ fn kafka(events: usize) -> (Vec<Figure>, Vec<String>) {
         cmd
     };
     let (one, one_rss, summary) = timed(&mut worker("bench-one", "one"));
+    // The worker with the raw consumer's tuned settings, through `kafka.properties`.
+    let mut tuned_worker = worker("bench-one-tuned", "one-tuned");
+    for (k, v) in TUNED {
+        tuned_worker.env(format!("OMNIMETER_KAFKA_PROPERTIES_{}", k.replace('.', "_").to_uppercase()), v);
+    }
+    let (one_tuned, _, _) = timed(&mut tuned_worker);
     // Two workers in one group share the six partitions; timed until both have exited.
     let t = Instant::now();
     // They share one output root, as workers of one group must: the checkpoints live there.
@@ -700,14 +794,24 @@ fn kafka(events: usize) -> (Vec<Figure>, Vec<String>) {
         let summary = String::from_utf8_lossy(&o.stdout);
         shares.push(summary.split_whitespace().nth(1).unwrap_or("?").to_owned());
     }
-    let raw = raw_before.min(raw_consume("bench-raw-2"));
+    let raw = raw_before.min(raw_consume("bench-raw-2", false));
+    let raw_tuned = tuned_before.min(raw_consume("bench-raw-t2", true));
+    let tuned_note = TUNED.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
     let figs = vec![
         Figure::new("Kafka raw consume (count only)", n, raw, None, "rdkafka consumer, same broker and topic"),
+        Figure::new("Kafka raw consume, tuned", n, raw_tuned, None, tuned_note.clone()),
         Figure::new("Kafka worker → Parquet", n, one, one_rss, "one `omnimeter run --until-end`, start to exit"),
+        Figure::new("Kafka worker → Parquet, tuned", n, one_tuned, None, "the same settings via kafka.properties"),
         Figure::new("Kafka, 2 workers in one group", n, two, None, "both started together, until both exit"),
     ];
     let notes = vec![
         format!("Kafka worker: {:.2}x the raw consume rate ({PARTITIONS} partitions, tansu on loopback)", raw / one),
+        format!(
+            "Kafka, tuned ({tuned_note}): raw consume {:.0} events/s, worker {:.0} events/s = {:.2}x the tuned ceiling",
+            n as f64 / raw_tuned,
+            n as f64 / one_tuned,
+            raw_tuned / one_tuned
+        ),
         format!(
             "Kafka: two workers {:.2}x one (events per worker: {}; the broker runs on the same two cores)",
             one / two,
@@ -717,6 +821,14 @@ fn kafka(events: usize) -> (Vec<Figure>, Vec<String>) {
     ];
     (figs, notes)
 }
+
+/// Consumer settings for the broker's ceiling: bigger fetches and a deeper local queue
+/// than librdkafka's defaults (1 MiB per partition and fetch).
+const TUNED: &[(&str, &str)] = &[
+    ("max.partition.fetch.bytes", "16777216"),
+    ("fetch.max.bytes", "67108864"),
+    ("queued.min.messages", "500000"),
+];
 
 /// Files written by live traffic (SPEC §4 cuts): 3 days of event time (~90k events)
 /// produced in 100 paced chunks over ~100 s into 6 partitions while one worker
