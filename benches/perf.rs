@@ -324,7 +324,13 @@ fn serde_decode(input: &Path) -> Figure {
         assert_eq!(ok, lines.len() as u64, "generated events all deserialize");
     }
     let n = lines.len() as u64;
-    Figure::new("serde_json into borrowed structs", n, best, Some(peak_rss()), "`serde_json::from_slice` per line; file held in memory")
+    Figure::new(
+        "serde_json into borrowed structs",
+        n,
+        best,
+        Some(peak_rss()),
+        "`serde_json::from_slice` per line; file held in memory",
+    )
 }
 
 /// (b) The engine alone: every line decoded beforehand, then pushed, finished and drained.
@@ -824,11 +830,8 @@ fn kafka(events: usize) -> (Vec<Figure>, Vec<String>) {
 
 /// Consumer settings for the broker's ceiling: bigger fetches and a deeper local queue
 /// than librdkafka's defaults (1 MiB per partition and fetch).
-const TUNED: &[(&str, &str)] = &[
-    ("max.partition.fetch.bytes", "16777216"),
-    ("fetch.max.bytes", "67108864"),
-    ("queued.min.messages", "500000"),
-];
+const TUNED: &[(&str, &str)] =
+    &[("max.partition.fetch.bytes", "16777216"), ("fetch.max.bytes", "67108864"), ("queued.min.messages", "500000")];
 
 /// Files written by live traffic (SPEC §4 cuts): 3 days of event time (~90k events)
 /// produced in 100 paced chunks over ~100 s into 6 partitions while one worker
@@ -977,18 +980,78 @@ fn identity_kafka(events: usize) -> (Vec<Figure>, Vec<String>) {
             .env("OMNIMETER_LOG", "warn");
         cmd
     };
+    // The broker's ceiling for a stage that reads a topic and writes another: every
+    // message consumed and produced again (key, payload), nothing else; the same
+    // producer settings as the resolver's (idempotent, linger 5 ms).
+    let pipe = |out: &str| {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        use rdkafka::message::Message;
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+        broker.create_topic(out, PARTITIONS as u32);
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", broker.addr())
+            .set("group.id", format!("{out}-pipe"))
+            .set("enable.partition.eof", "true")
+            .set("fetch.wait.max.ms", "100")
+            .create()
+            .unwrap();
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", broker.addr())
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..PARTITIONS {
+            tpl.add_partition_offset("raw", p, Offset::Beginning).unwrap();
+        }
+        consumer.assign(&tpl).unwrap();
+        let t = Instant::now();
+        let (mut count, mut eofs) = (0u64, 0);
+        while eofs < PARTITIONS {
+            match consumer.poll(Duration::from_millis(500)) {
+                Some(Ok(m)) => {
+                    let mut record =
+                        BaseRecord::to(out).payload(m.payload().unwrap_or_default()).partition(m.partition());
+                    if let Some(k) = m.key() {
+                        record = record.key(k);
+                    }
+                    while let Err((e, r)) = producer.send(record) {
+                        assert!(
+                            matches!(e.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::QueueFull)),
+                            "{e}"
+                        );
+                        producer.poll(Duration::from_millis(10));
+                        record = r;
+                    }
+                    producer.poll(Duration::ZERO);
+                    count += 1;
+                }
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => eofs += 1,
+                _ => {}
+            }
+        }
+        producer.flush(Duration::from_secs(60)).unwrap();
+        assert_eq!(count, n);
+        t.elapsed().as_secs_f64()
+    };
+    let pipe_secs = pipe("piped");
     let (res_secs, res_rss, _) = timed(&mut resolve("raw", "resolved", &["--until-end"]));
     let (raw_secs, raw_rss, _) = timed(&mut run("raw", "raw", "run-raw"));
     let (run_secs, run_rss, _) = timed(&mut run("resolved", "resolved", "run-resolved"));
     let figs = vec![
+        Figure::new("Kafka raw pipe: consume + produce", n, pipe_secs, None, "rdkafka, no processing: the ceiling"),
         Figure::new("Kafka `resolve` (1 resolver)", n, res_secs, res_rss, "raw → resolved topic, `--until-end`"),
         Figure::new("Kafka `run` on the raw topic", n, raw_secs, raw_rss, "same events, no resolve stage"),
         Figure::new("Kafka `run` on the resolved topic", n, run_secs, run_rss, "after `resolve`; markers drive it"),
     ];
     let mut notes = vec![format!(
-        "identity on Kafka: resolve {:.2}x the time of run on the raw topic; resolve + run {:.2}x",
+        "identity on Kafka: resolve {:.2}x the time of run on the raw topic; resolve + run {:.2}x; \
+         resolve {:.2}x the time of the raw pipe (consume + produce, no processing)",
         res_secs / raw_secs,
-        (res_secs + run_secs) / raw_secs
+        (res_secs + run_secs) / raw_secs,
+        res_secs / pipe_secs
     )];
     notes.push(hold_latency(&broker, &dir));
     (figs, notes)

@@ -42,10 +42,11 @@ pub(crate) struct GenerateArgs {
     /// card, household phones shared by two customers.
     #[arg(long)]
     pub(crate) identities: bool,
-    /// How `ts` is written: `generator` (mostly `…123Z`), `producers` (a mix of `Z`,
-    /// whole seconds, offsets and epoch ms, as real producers send), or one form only:
-    /// `z`, `offset`, `epoch`, `seconds`.
-    #[arg(long, value_name = "FORM", value_enum, default_value_t = TsForm::Generator)]
+    /// How `ts` is written: `producers` (a mix of `Z`, whole seconds, offsets and epoch
+    /// ms, as real producers send), `generator` (mostly `…123Z`: the default before
+    /// 2026-12, for the bytes of earlier seeds), or one form only: `z`, `offset`,
+    /// `epoch`, `seconds`.
+    #[arg(long, value_name = "FORM", value_enum, default_value_t = TsForm::Producers)]
     pub(crate) timestamps: TsForm,
     /// Stop after this many lines (default: when every story has ended).
     #[arg(long, value_name = "N")]

@@ -8,8 +8,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// The checkout under test: cargo's variable at run time first, because test binaries
+/// in a shared `CARGO_TARGET_DIR` (CI's) may have been built from another clone of the
+/// same sources, whose path `env!` baked in and which may be gone.
 pub(crate) fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")), std::path::PathBuf::from)
 }
 
 pub(crate) fn omnimeter(args: &[&str]) -> Output {

@@ -14,7 +14,9 @@ use omnimeter_engine::{EngineConfig, PartitionEngine, Rows};
 type Table = BTreeMap<Vec<String>, Vec<f64>>;
 
 fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")), std::path::PathBuf::from)
+        .join("../../tests/data")
 }
 
 fn run(name: &str) -> Rows {

@@ -24,7 +24,9 @@ const IDENTIFY_WAIT_MS: i64 = 30 * 60 * 1000;
 const ALLOWED_LATENESS_MS: i64 = 5_000;
 
 fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")), std::path::PathBuf::from)
+        .join("../../tests/data")
 }
 
 /// Non-blank lines of a file with their 0-based offsets (blank lines skipped

@@ -56,11 +56,11 @@ pub struct GenConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Timestamps {
     /// Mostly `…T08:00:00.123Z`, some `+01:00`, some epoch milliseconds (88/4/8 %):
-    /// what this generator has always written.
-    #[default]
+    /// what this generator wrote before 2026-12 (the bytes of earlier seeds).
     Generator,
     /// As producers write them: 60 % `…123Z`, 10 % whole seconds `…00Z`, 15 % with an
     /// offset (`+02:00`, `-03:30`, `+05:30`, `+01:00`, `-05:00`), 15 % epoch milliseconds.
+    #[default]
     Producers,
     /// All `…T08:00:00.123Z`.
     Zulu,
@@ -83,7 +83,7 @@ impl Default for GenConfig {
             bad_rate: 0.0,
             duplicate_rate: 0.0,
             identities: false,
-            timestamps: Timestamps::Generator,
+            timestamps: Timestamps::Producers,
         }
     }
 }

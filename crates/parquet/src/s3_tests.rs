@@ -16,7 +16,9 @@ type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
 /// A moto server with one bucket, stopped when dropped.
 /// The Python with the test packages: `.venv/` of the repository when setup made it.
 fn python() -> std::path::PathBuf {
-    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python3");
+    let venv = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")), std::path::PathBuf::from)
+        .join("../../.venv/bin/python3");
     if venv.exists() { venv } else { std::path::PathBuf::from("python3") }
 }
 
@@ -41,7 +43,9 @@ impl Moto {
             assert!(Instant::now() < deadline, "moto did not start listening on {port}");
             std::thread::sleep(Duration::from_millis(50));
         }
-        let tool = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/tools/s3_bucket.py");
+        let tool = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")), std::path::PathBuf::from)
+            .join("../../tests/tools/s3_bucket.py");
         let out = Command::new(python()).arg(tool).args(["create", &moto.endpoint, bucket]).output().expect("python3");
         assert!(out.status.success(), "creating the bucket: {}", String::from_utf8_lossy(&out.stderr));
         moto

@@ -16,7 +16,10 @@ use omnimeter_parquet::ParquetSink;
 use super::*;
 
 fn data(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data").join(rel)
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")), std::path::PathBuf::from)
+        .join("../../tests/data")
+        .join(rel)
 }
 
 /// Rows of one engine run over NDJSON text, offsets being line numbers.
