@@ -145,9 +145,10 @@ fn main() {
             ("epoch ms", Timestamps::Epoch),
             ("whole seconds", Timestamps::WholeSeconds),
             ("producers' mix", Timestamps::Producers),
+            ("generator (before 2026-12)", Timestamps::Generator),
         ];
         for (name, form) in forms {
-            let path = dir.path().join(format!("events-{}.ndjson", name.replace([' ', '\''], "-")));
+            let path = dir.path().join(format!("events-{}.ndjson", name.replace([' ', '\'', '(', ')'], "-")));
             generate_with(&path, events, form);
             let mut dec = in_child("decode", &path, events);
             dec.what = format!("decode alone, ts {name}");
