@@ -51,23 +51,10 @@ fn declared_columns(table: &str) -> Vec<(String, String)> {
     out
 }
 
-/// `(section.key)` of every config key: `omnimeter_config::env::KEYS` is crate-private,
-/// so its source is read (entries `("section", "key", Kind::…)`).
+/// `(section.key)` of every config key.
 fn config_keys() -> Vec<String> {
-    let text = std::fs::read_to_string(repo().join("crates/config/src/env.rs")).unwrap();
-    let start = text.find("pub(crate) const KEYS").or_else(|| text.find("pub const KEYS")).unwrap();
-    let body = &text[start..];
-    let body = &body[..body.find("];").unwrap()];
-    let keys: Vec<String> = body
-        .lines()
-        .filter_map(|l| {
-            let l = l.trim().strip_prefix("(\"")?;
-            let (section, rest) = l.split_once('"')?;
-            let key = rest.strip_prefix(", \"")?.split_once('"')?.0;
-            Some(format!("{section}.{key}"))
-        })
-        .collect();
-    assert!(keys.len() > 20, "KEYS not found in env.rs: {keys:?}");
+    let keys: Vec<String> = omnimeter_config::env::key_names().collect();
+    assert!(keys.len() > 20, "too few config keys: {keys:?}");
     keys
 }
 

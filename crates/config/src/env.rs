@@ -67,6 +67,12 @@ pub(crate) const KEYS: &[(&str, &str, Kind)] = &[
     ("metrics", "label_limit", Kind::Integer),
 ];
 
+/// Every config key as `section.key` (`kafka.brokers`, `output.s3.bucket`, …): what
+/// the users' reference must list.
+pub fn key_names() -> impl Iterator<Item = String> {
+    KEYS.iter().map(|(section, key, _)| format!("{section}.{key}"))
+}
+
 /// Older variable names still read, as `(variable, section, key)`.
 const ALIASES: &[(&str, &str, &str)] = &[("OMNIMETER_OUTPUT_DIR", "output", "url")];
 
