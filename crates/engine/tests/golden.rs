@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use omnimeter_engine::time::format_rfc3339;
 use omnimeter_engine::{EngineConfig, PartitionEngine, Rows};
@@ -15,7 +15,7 @@ type Table = BTreeMap<Vec<String>, Vec<f64>>;
 
 fn data_dir() -> PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")), std::path::PathBuf::from)
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .join("../../tests/data")
 }
 

@@ -17,9 +17,9 @@ type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
 /// The Python with the test packages: `.venv/` of the repository when setup made it.
 fn python() -> std::path::PathBuf {
     let venv = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")), std::path::PathBuf::from)
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .join("../../.venv/bin/python3");
-    if venv.exists() { venv } else { std::path::PathBuf::from("python3") }
+    if venv.exists() { venv } else { PathBuf::from("python3") }
 }
 
 struct Moto {
@@ -44,7 +44,7 @@ impl Moto {
             std::thread::sleep(Duration::from_millis(50));
         }
         let tool = std::env::var_os("CARGO_MANIFEST_DIR")
-            .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")), std::path::PathBuf::from)
+            .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
             .join("../../tests/tools/s3_bucket.py");
         let out = Command::new(python()).arg(tool).args(["create", &moto.endpoint, bucket]).output().expect("python3");
         assert!(out.status.success(), "creating the bucket: {}", String::from_utf8_lossy(&out.stderr));

@@ -298,15 +298,20 @@ impl PutBatch<'_> {
 
     /// Makes every object of the batch durable and visible under its name.
     pub fn publish(mut self) -> StoreResult<()> {
-        self.published = true;
-        let Backend::Local(l) = &*self.store.backend else { return Ok(()) };
+        let Backend::Local(l) = &*self.store.backend else {
+            self.published = true;
+            return Ok(());
+        };
         if self.staged.is_empty() {
+            self.published = true;
             return Ok(());
         }
+        // On an error the temps not yet renamed are removed on drop.
         l.sync_all(&self.staged)?;
         for (tmp, path) in &self.staged {
             fs::rename(tmp, path).map_err(|source| io_err("rename into", path, source))?;
         }
+        self.published = true;
         l.sync_renames(&self.staged)?;
         let mut known = l.known_dirs.lock().unwrap_or_else(|e| e.into_inner());
         for (_, path) in &self.staged {
