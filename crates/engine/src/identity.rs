@@ -18,6 +18,17 @@ use crate::rows::IdentityRow;
 /// One identity of a customer: `(type, value)`.
 pub type Identity = (CompactString, CompactString);
 
+/// An [`Identity`] as borrowed strings, to look owners up without building one:
+/// it hashes as the tuple does (each `CompactString` hashes as its `str`).
+#[derive(Hash)]
+struct IdentityRef<'a>(&'a str, &'a str);
+
+impl hashbrown::Equivalent<Identity> for IdentityRef<'_> {
+    fn equivalent(&self, key: &Identity) -> bool {
+        self.0 == key.0.as_str() && self.1 == key.1.as_str()
+    }
+}
+
 /// An event's identities as owned strings (for what outlives the raw payload).
 pub fn owned(identities: &crate::event::Identities<'_>) -> Vec<Identity> {
     identities.iter().map(|(t, v)| (CompactString::from(t.as_ref()), CompactString::from(v.as_ref()))).collect()
@@ -219,8 +230,7 @@ impl IdentityBook {
 
     /// The owner of `(type, value)`, once its first link has been learned.
     pub fn owner(&self, identity_type: &str, identity_value: &str) -> Option<&Owner> {
-        // Looked up by borrowed strings: `Identity` hashes as its two strs do.
-        self.owners.get(&(CompactString::from(identity_type), CompactString::from(identity_value)))
+        self.owners.get(&IdentityRef(identity_type, identity_value))
     }
 
     pub fn counts(&self) -> IdentityCounts {
@@ -283,6 +293,13 @@ mod tests {
         let got: Vec<_> = rows.iter().map(|r| (r.customer_id.as_str(), r.linked_ts, r.conflict)).collect();
         assert_eq!(got, [("c1", 10, false), ("c2", 20, true)]);
         assert_eq!(book.counts(), IdentityCounts { links: 1, conflicts: 1, resolved: 0, unresolved: 0 });
+        // Borrowed lookups find what owned keys stored (long values too: heap strings).
+        assert_eq!(book.owner("phone", "1").map(|o| o.customer_id.as_str()), Some("c1"));
+        let long = "a-cookie-value-longer-than-twenty-four-bytes";
+        book.add_link(link(30, "c", "c3", &[("cookie", long)]));
+        book.learn_below(31, 0, &mut rows);
+        assert_eq!(book.owner("cookie", long).map(|o| o.customer_id.as_str()), Some("c3"));
+        assert!(book.owner("cookie", "1").is_none() && book.owner("phone", long).is_none());
     }
 
     #[test]
