@@ -399,28 +399,10 @@ impl Local {
     }
 
     /// Makes the staged temps' bytes durable (before they are renamed into place).
-    #[cfg(target_os = "linux")]
-    fn sync_all(&self, _staged: &[(PathBuf, PathBuf)]) -> StoreResult<()> {
-        self.syncfs()
-    }
-
-    /// Makes the renames, and the folders they needed, durable.
-    #[cfg(target_os = "linux")]
-    fn sync_renames(&self, _staged: &[(PathBuf, PathBuf)]) -> StoreResult<()> {
-        self.syncfs()
-    }
-
-    /// One `syncfs(2)` of the file system holding the root: it also waits for other
-    /// programs' unwritten data there, the price of not paying one flush per file.
-    #[cfg(target_os = "linux")]
-    fn syncfs(&self) -> StoreResult<()> {
-        File::open(&self.root)
-            .and_then(|root| rustix::fs::syncfs(&root).map_err(io::Error::from))
-            .map_err(|source| io_err("sync the file system of", &self.root, source))
-    }
-
-    #[cfg(not(target_os = "linux"))]
     fn sync_all(&self, staged: &[(PathBuf, PathBuf)]) -> StoreResult<()> {
+        if self.syncfs()? {
+            return Ok(());
+        }
         for (tmp, path) in staged {
             File::open(tmp).and_then(|f| f.sync_all()).map_err(|source| io_err("sync", tmp, source))?;
             if let Some(dir) = path.parent() {
@@ -430,12 +412,34 @@ impl Local {
         Ok(())
     }
 
-    #[cfg(not(target_os = "linux"))]
+    /// Makes the renames, and the folders they needed, durable.
     fn sync_renames(&self, staged: &[(PathBuf, PathBuf)]) -> StoreResult<()> {
+        if self.syncfs()? {
+            return Ok(());
+        }
         let mut dirs: Vec<&Path> = staged.iter().filter_map(|(_, p)| p.parent()).collect();
         dirs.sort();
         dirs.dedup();
         dirs.into_iter().try_for_each(sync_dir)
+    }
+
+    /// One `syncfs(2)` of the file system holding the root: it also waits for other
+    /// programs' unwritten data there, the price of not paying one flush per file.
+    /// `false` where there is no such call (other systems, or a file system that
+    /// refuses it): the caller syncs file by file instead.
+    #[cfg(target_os = "linux")]
+    fn syncfs(&self) -> StoreResult<bool> {
+        let synced = File::open(&self.root).and_then(|root| rustix::fs::syncfs(&root).map_err(io::Error::from));
+        match synced {
+            Ok(()) => Ok(true),
+            Err(e) if syncfs_unsupported(&e) => Ok(false),
+            Err(source) => Err(io_err("sync the file system of", &self.root, source)),
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn syncfs(&self) -> StoreResult<bool> {
+        Ok(false)
     }
 
     fn list(&self, dir: &str) -> StoreResult<Vec<String>> {
@@ -490,6 +494,13 @@ fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut f = File::create(path)?;
     f.write_all(bytes)?;
     f.sync_all()
+}
+
+/// A file system without `syncfs` (some FUSE and network ones answer ENOSYS, EINVAL
+/// or EOPNOTSUPP): not an I/O failure, a reason to sync file by file.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) fn syncfs_unsupported(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::Unsupported | io::ErrorKind::InvalidInput)
 }
 
 fn sync_dir(dir: &Path) -> StoreResult<()> {

@@ -434,6 +434,18 @@ fn a_batch_shows_its_objects_only_when_published_and_leaves_nothing_when_dropped
     Ok(())
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn file_systems_without_syncfs_fall_back_to_fsyncs_and_real_failures_do_not() {
+    use crate::store::syncfs_unsupported;
+    use std::io::{Error, ErrorKind};
+    assert!(syncfs_unsupported(&Error::from_raw_os_error(38)), "ENOSYS");
+    assert!(syncfs_unsupported(&Error::from_raw_os_error(22)), "EINVAL");
+    assert!(syncfs_unsupported(&Error::from_raw_os_error(95)), "EOPNOTSUPP");
+    assert!(!syncfs_unsupported(&Error::from_raw_os_error(5)), "EIO is a failure");
+    assert!(!syncfs_unsupported(&Error::from(ErrorKind::PermissionDenied)));
+}
+
 #[test]
 fn per_column_settings_name_real_columns() {
     // A misspelt name would silently leave the setting off.
