@@ -151,16 +151,15 @@ impl ParquetSink {
         }
         let mut out = Out { name: layout::file_name(partition, first_offset, closing), report: WriteReport::default() };
         let mut files = self.store.batch();
-        let out_files = &mut files;
-        self.write_table(&mut out, out_files, 0, &rows.journeys, |r| r.end_ts, schema::journeys)?;
-        self.write_table(&mut out, out_files, 1, &rows.activity, |r| r.window_start, schema::activity)?;
-        self.write_table(&mut out, out_files, 2, &rows.transitions, |r| r.window_start, schema::transitions)?;
-        self.write_table(&mut out, out_files, 3, &rows.journey_windows, |r| r.window_start, schema::journey_windows)?;
-        self.write_table(&mut out, out_files, 4, &rows.paths, |r| r.window_start, schema::paths)?;
-        self.write_table(&mut out, out_files, 5, &rows.friction, |r| r.window_start, schema::friction)?;
-        self.write_table(&mut out, out_files, 6, &rows.attribution, |r| r.window_start, schema::attribution)?;
-        self.write_table(&mut out, out_files, 7, &rows.rejected, |r| r.placed_ts, schema::rejected)?;
-        self.write_table(&mut out, out_files, 8, &rows.identities, |r| r.linked_ts, schema::identities)?;
+        self.write_table(&mut out, &mut files, 0, &rows.journeys, |r| r.end_ts, schema::journeys)?;
+        self.write_table(&mut out, &mut files, 1, &rows.activity, |r| r.window_start, schema::activity)?;
+        self.write_table(&mut out, &mut files, 2, &rows.transitions, |r| r.window_start, schema::transitions)?;
+        self.write_table(&mut out, &mut files, 3, &rows.journey_windows, |r| r.window_start, schema::journey_windows)?;
+        self.write_table(&mut out, &mut files, 4, &rows.paths, |r| r.window_start, schema::paths)?;
+        self.write_table(&mut out, &mut files, 5, &rows.friction, |r| r.window_start, schema::friction)?;
+        self.write_table(&mut out, &mut files, 6, &rows.attribution, |r| r.window_start, schema::attribution)?;
+        self.write_table(&mut out, &mut files, 7, &rows.rejected, |r| r.placed_ts, schema::rejected)?;
+        self.write_table(&mut out, &mut files, 8, &rows.identities, |r| r.linked_ts, schema::identities)?;
         files.publish()?;
         Ok(out.report)
     }

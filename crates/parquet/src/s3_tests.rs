@@ -13,15 +13,20 @@ use super::*;
 
 type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
-/// A moto server with one bucket, stopped when dropped.
-/// The Python with the test packages: `.venv/` of the repository when setup made it.
-fn python() -> std::path::PathBuf {
-    let venv = std::env::var_os("CARGO_MANIFEST_DIR")
+/// The repository: cargo's variable at run time first (see `tests/util::repo`).
+fn repo() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
         .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
-        .join("../../.venv/bin/python3");
+        .join("../..")
+}
+
+/// The Python with the test packages: `.venv/` of the repository when setup made it.
+fn python() -> PathBuf {
+    let venv = repo().join(".venv/bin/python3");
     if venv.exists() { venv } else { PathBuf::from("python3") }
 }
 
+/// A moto server with one bucket, stopped when dropped.
 struct Moto {
     child: Child,
     endpoint: String,
@@ -43,9 +48,7 @@ impl Moto {
             assert!(Instant::now() < deadline, "moto did not start listening on {port}");
             std::thread::sleep(Duration::from_millis(50));
         }
-        let tool = std::env::var_os("CARGO_MANIFEST_DIR")
-            .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
-            .join("../../tests/tools/s3_bucket.py");
+        let tool = repo().join("tests/tools/s3_bucket.py");
         let out = Command::new(python()).arg(tool).args(["create", &moto.endpoint, bucket]).output().expect("python3");
         assert!(out.status.success(), "creating the bucket: {}", String::from_utf8_lossy(&out.stderr));
         moto

@@ -281,13 +281,10 @@ impl PutBatch<'_> {
     pub fn put(&mut self, key: &str, bytes: Vec<u8>) -> StoreResult<()> {
         match &*self.store.backend {
             Backend::Local(l) => {
-                let path = l.path(key);
-                let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
-                    return Err(io_err("write", &path, io::Error::new(io::ErrorKind::InvalidInput, "not a file name")));
-                };
+                let (tmp, path) = l.staging(key)?;
                 // New folders become durable with the batch's second sync.
+                let dir = parent(&path);
                 fs::create_dir_all(dir).map_err(|source| io_err("create", dir, source))?;
-                let tmp = dir.join(temp_name(name));
                 let written = File::create(&tmp).and_then(|mut f| f.write_all(&bytes));
                 self.staged.push((tmp.clone(), path));
                 written.map_err(|source| io_err("write", &tmp, source))
@@ -315,11 +312,7 @@ impl PutBatch<'_> {
         l.sync_renames(&self.staged)?;
         let mut known = l.known_dirs.lock().unwrap_or_else(|e| e.into_inner());
         for (_, path) in &self.staged {
-            if let Some(dir) = path.parent()
-                && known.len() < MAX_KNOWN_DIRS
-            {
-                known.insert(dir.to_path_buf());
-            }
+            remember(&mut known, parent(path));
         }
         Ok(())
     }
@@ -356,13 +349,19 @@ impl Local {
         p
     }
 
-    fn put(&self, key: &str, bytes: &[u8]) -> StoreResult<()> {
+    /// `key`'s final path and the hidden temp beside it that is written first.
+    fn staging(&self, key: &str) -> StoreResult<(PathBuf, PathBuf)> {
         let path = self.path(key);
-        let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             return Err(io_err("write", &path, io::Error::new(io::ErrorKind::InvalidInput, "not a file name")));
         };
+        Ok((path.with_file_name(temp_name(name)), path))
+    }
+
+    fn put(&self, key: &str, bytes: &[u8]) -> StoreResult<()> {
+        let (tmp, path) = self.staging(key)?;
+        let dir = parent(&path);
         self.ensure_dir(dir)?;
-        let tmp = dir.join(temp_name(name));
         let written = write_synced(&tmp, bytes)
             .map_err(|source| io_err("write", &tmp, source))
             .and_then(|()| fs::rename(&tmp, &path).map_err(|source| io_err("rename into", &path, source)));
@@ -385,15 +384,12 @@ impl Local {
             return Ok(());
         }
         fs::create_dir_all(dir).map_err(|source| io_err("create", dir, source))?;
-        if known.len() >= MAX_KNOWN_DIRS {
-            known.clear();
-        }
         for (folder, parent) in dir.ancestors().zip(dir.ancestors().skip(1)) {
             if !parent.starts_with(&self.root) || (folder != dir && known.contains(folder)) {
                 break;
             }
             sync_dir(parent)?;
-            known.insert(folder.to_path_buf());
+            remember(&mut known, folder);
         }
         Ok(())
     }
@@ -405,9 +401,7 @@ impl Local {
         }
         for (tmp, path) in staged {
             File::open(tmp).and_then(|f| f.sync_all()).map_err(|source| io_err("sync", tmp, source))?;
-            if let Some(dir) = path.parent() {
-                self.ensure_dir(dir)?;
-            }
+            self.ensure_dir(parent(path))?;
         }
         Ok(())
     }
@@ -417,7 +411,7 @@ impl Local {
         if self.syncfs()? {
             return Ok(());
         }
-        let mut dirs: Vec<&Path> = staged.iter().filter_map(|(_, p)| p.parent()).collect();
+        let mut dirs: Vec<&Path> = staged.iter().map(|(_, p)| parent(p)).collect();
         dirs.sort();
         dirs.dedup();
         dirs.into_iter().try_for_each(sync_dir)
@@ -501,6 +495,19 @@ fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) fn syncfs_unsupported(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::Unsupported | io::ErrorKind::InvalidInput)
+}
+
+/// The folder of a path made by [`Local::staging`] (which always has a file name).
+fn parent(path: &Path) -> &Path {
+    path.parent().unwrap_or(path)
+}
+
+/// Notes a folder as durable; past [`MAX_KNOWN_DIRS`] the set starts over.
+fn remember(known: &mut HashSet<PathBuf>, dir: &Path) {
+    if known.len() >= MAX_KNOWN_DIRS {
+        known.clear();
+    }
+    known.insert(dir.to_path_buf());
 }
 
 fn sync_dir(dir: &Path) -> StoreResult<()> {
