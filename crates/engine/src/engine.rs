@@ -16,7 +16,7 @@
 //!   `last ts + gap` of event time, so their number is the customers active within
 //!   one `gap` (`thread_gap` for threads);
 //! - the reorder buffer: by event time, not count (see `reorder.rs`);
-//! - deadlines: one per open journey, plus stale ones that leave by `gap`;
+//! - deadlines (`deadlines.rs`): one per open journey, plus stale ones that leave by `gap`;
 //! - activity windows: those the watermark has not passed; journey-derived
 //!   aggregates, finalized rows and live counts: until the adapter drains them
 //!   with [`take_rows`](PartitionEngine::take_rows) and
@@ -24,13 +24,13 @@
 //!   regularly (live counts hold one entry per channel pair and friction key);
 //! - interned channel and step names: for the engine's lifetime (see `names.rs`).
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::cmp::Ordering;
 use std::hash::BuildHasher;
 
 use compact_str::CompactString;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
+use crate::deadlines::{Deadline, Deadlines};
 use crate::decode::decode;
 use crate::event::{Event, EventType};
 use crate::identity::{self, Identity, IdentityBook, IdentityCounts, PendingLink};
@@ -329,7 +329,7 @@ pub struct PartitionEngine {
     keys: KeyTable,
     reorder: ReorderBuffer<Pending>,
     /// `(earliest possible close, key, journey serial)`, re-checked when popped.
-    deadlines: BinaryHeap<Reverse<(i64, u32, u32)>>,
+    deadlines: Deadlines,
     journey_serial: u64,
     windows: WindowAggregates,
     ready: Rows,
@@ -385,7 +385,7 @@ impl PartitionEngine {
             names: Names::default(),
             keys: KeyTable::default(),
             reorder: ReorderBuffer::default(),
-            deadlines: BinaryHeap::new(),
+            deadlines: Deadlines::default(),
             journey_serial: 0,
             windows: WindowAggregates::new(cfg.window.0.max(1)),
             ready: Rows::default(),
@@ -628,12 +628,12 @@ impl PartitionEngine {
                 self.fold(p);
             }
         }
-        while let Some(&Reverse((deadline, key, serial))) = self.deadlines.peek() {
+        while let Some(&(deadline, key, serial)) = self.deadlines.peek() {
             if deadline > wm {
                 break;
             }
             self.deadlines.pop();
-            let gap = self.gap_of(key);
+            let (gap, thread) = self.gap_of(key);
             // The serial tells a stale entry (its journey already closed) from the live one.
             let Some(j) = self.keys.slot(key).filter(|s| s.serial == serial).and_then(|s| s.journey.as_ref()) else {
                 continue;
@@ -643,17 +643,18 @@ impl PartitionEngine {
                 self.close(key);
                 self.keys.release_if_idle(key);
             } else {
-                self.deadlines.push(Reverse((now, key, serial)));
+                self.deadlines.push(thread, (now, key, serial));
             }
         }
         self.windows.emit_activity(Some(wm), &self.names, self.partition, &mut self.ready);
     }
 
-    fn gap_of(&self, key: u32) -> i64 {
+    /// The key's gap, and whether it is a thread's.
+    fn gap_of(&self, key: u32) -> (i64, bool) {
         if self.keys.slot(key).is_some_and(|s| s.key.thread_at != NO_THREAD) {
-            self.cfg.thread_gap.0
+            (self.cfg.thread_gap.0, true)
         } else {
-            self.cfg.gap.0
+            (self.cfg.gap.0, false)
         }
     }
 
@@ -679,7 +680,7 @@ impl PartitionEngine {
     fn fold(&mut self, mut p: Pending) {
         let anonymous = p.key & (UNRESOLVED | ANONYMOUS) != 0;
         p.key = self.resolve_key(&p);
-        let gap = self.gap_of(p.key);
+        let (gap, thread) = self.gap_of(p.key);
         let step = Step {
             ts: p.ts,
             id_hash: xxhash_rust::xxh3::xxh3_64(p.event_id.as_bytes()),
@@ -697,7 +698,7 @@ impl PartitionEngine {
             self.journey_serial += 1;
             slot.serial = self.journey_serial as u32;
             slot.journey = Some(JourneyState::new(&step));
-            self.deadlines.push(Reverse((p.ts.saturating_add(gap), p.key, slot.serial)));
+            self.deadlines.push(thread, (p.ts.saturating_add(gap), p.key, slot.serial));
             self.stats.journeys_opened += 1;
         }
         let j = slot.journey.as_mut().expect("just opened");
@@ -845,7 +846,7 @@ impl PartitionEngine {
             + k.slots.iter().flatten().map(KeySlot::heap_bytes).sum::<usize>()
             + k.free.capacity() * size_of::<u32>()
             + hash_table_bytes(k.index.capacity(), size_of::<u32>());
-        let deadlines = self.deadlines.capacity() * size_of::<Reverse<(i64, u32, u32)>>();
+        let deadlines = self.deadlines.capacity() * size_of::<Deadline>();
         let reorder = self.reorder.capacity() * size_of::<Pending>()
             + self
                 .reorder

@@ -4,6 +4,7 @@
 
 mod counts;
 mod cuts;
+mod deadlines;
 pub mod decode;
 mod engine;
 pub mod event;

@@ -3,8 +3,6 @@
 //! goes on exactly where the last checkpoint left it. Encoded with postcard;
 //! a version and the engine settings are checked on restore.
 
-use std::collections::BinaryHeap;
-
 use serde::{Deserialize, Serialize};
 
 use super::*;
@@ -57,7 +55,7 @@ struct SnapshotRef<'a> {
     slots: &'a [Option<KeySlot>],
     free: &'a [u32],
     reorder: &'a ReorderBuffer<Pending>,
-    deadlines: &'a BinaryHeap<Reverse<(i64, u32, u32)>>,
+    deadlines: &'a Deadlines,
     journey_serial: u64,
     windows: &'a WindowAggregates,
     stats: &'a Stats,
@@ -74,7 +72,7 @@ struct Snapshot {
     slots: Vec<Option<KeySlot>>,
     free: Vec<u32>,
     reorder: ReorderBuffer<Pending>,
-    deadlines: BinaryHeap<Reverse<(i64, u32, u32)>>,
+    deadlines: Deadlines,
     journey_serial: u64,
     windows: WindowAggregates,
     stats: Stats,
@@ -290,7 +288,7 @@ impl Snapshot {
             return bad("too many key slots");
         }
         // Deadlines may outlive their journey (they are re-checked by serial), not the table.
-        if self.deadlines.iter().any(|Reverse((_, key, _))| *key as usize >= self.slots.len()) {
+        if self.deadlines.iter().any(|(_, key, _)| *key as usize >= self.slots.len()) {
             return bad("deadline of a missing key slot");
         }
         self.windows.check(cfg.window.0, names).map_err(CheckpointError::Inconsistent)?;
