@@ -295,9 +295,40 @@ pub(crate) fn worker_in(group: &str, broker: &Broker, out: &Path, extra: &[&str]
     cmd
 }
 
-pub(crate) fn wait_ok(child: Child, what: &str) -> Output {
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{what} failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+/// Waits for a worker that should end by itself (`--until-end`) and fails unless it
+/// exits 0. One that is still running after 5 minutes is killed and the test fails
+/// with what it wrote, rather than hanging the suite.
+pub(crate) fn wait_ok(mut child: Child, what: &str) -> Output {
+    fn drain(pipe: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let (stdout, stderr) = (drain(child.stdout.take()), drain(child.stderr.take()));
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = Output {
+        status: status.unwrap_or_else(|| std::os::unix::process::ExitStatusExt::from_raw(9)),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(status.is_some(), "{what} still running after 300 s, killed:\n{stderr}");
+    assert!(out.status.success(), "{what} failed ({}):\n{stderr}", out.status);
     out
 }
 

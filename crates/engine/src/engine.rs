@@ -481,12 +481,23 @@ impl PartitionEngine {
         }
     }
 
-    /// The watermark of the journey stage: events before it are folded. Resolving
-    /// identities, it trails the watermark by `identify_wait`, so that every link that
-    /// can claim an anonymous event is known when the event is folded (SPEC §6).
+    /// The watermark of the journey stage: every event before it is folded, and
+    /// journeys that end `gap` before it are closed. It is the watermark, except behind
+    /// an event without `customer_id` that waits for its customer (SPEC §6: until the
+    /// watermark passes its `ts` + `identify_wait`, when every link that can claim it is
+    /// known): events after it wait too, so that each customer's events still fold in
+    /// `(ts, event_id)` order. Inputs without such events never wait.
     pub fn journey_watermark(&self) -> Option<i64> {
-        let hold = if self.cfg.resolve_identities { self.cfg.identify_wait.0 } else { 0 };
-        self.watermark().map(|w| w.saturating_sub(hold))
+        // After `advance`, the buffer's head is at or past the watermark unless it is a
+        // waiting anonymous event, and an arrival is never before the watermark (or it is late).
+        let wm = self.watermark()?;
+        Some(self.reorder.peek().map_or(wm, |p| p.ts.min(wm)))
+    }
+
+    /// Whether the buffer's head may fold below the watermark `wm`: an event that waits
+    /// for its customer may only once `wm` has passed its `ts` + `identify_wait`.
+    fn may_fold(&self, p: &Pending, wm: i64) -> bool {
+        p.ts < wm && (p.key & UNRESOLVED == 0 || p.ts < wm.saturating_sub(self.cfg.identify_wait.0))
     }
 
     pub fn stats(&self) -> &Stats {
@@ -622,12 +633,12 @@ impl PartitionEngine {
         if self.cfg.resolve_identities {
             self.identities.learn_below(source_wm, self.partition, &mut self.ready.identities);
         }
-        let Some(wm) = self.journey_watermark() else { return };
-        while self.reorder.peek().is_some_and(|p| p.ts < wm) {
+        while self.reorder.peek().is_some_and(|p| self.may_fold(p, source_wm)) {
             if let Some(p) = self.reorder.pop() {
                 self.fold(p);
             }
         }
+        let Some(wm) = self.journey_watermark() else { return };
         while let Some(&(deadline, key, serial)) = self.deadlines.peek() {
             if deadline > wm {
                 break;
@@ -1005,6 +1016,39 @@ mod tests {
         assert_eq!(rows.journeys.len(), 1, "watermark reached last_ts + gap");
         assert_eq!(rows.journeys[0].customer_id, "c");
         assert_eq!((e.open_journeys(), e.buffered_events()), (0, 2), "the other key still waits in the reorder buffer");
+    }
+
+    #[test]
+    fn events_with_a_customer_wait_for_identities_only_behind_an_anonymous_event() {
+        const WAIT: i64 = 30 * MIN; // identify_wait
+        let lateness = 5_000;
+        let line = |id: &str, ts: i64, customer: Option<&str>, cookie: Option<&str>| {
+            let c = customer.map(|c| format!(r#","customer_id":"{c}""#)).unwrap_or_default();
+            let k = cookie.map(|k| format!(r#","identities":{{"cookie":"{k}"}}"#)).unwrap_or_default();
+            format!(r#"{{"event_id":"{id}","ts":{ts}{c}{k},"channel":"web","type":"touch"}}"#)
+        };
+        let mut e = PartitionEngine::new(EngineConfig::default(), 0);
+        assert!(e.config().resolve_identities && e.config().identify_wait.0 == WAIT);
+        e.push(line("a", T0, Some("c"), None).as_bytes(), 0);
+        e.push(line("z1", T0 + 30 * MIN + lateness, Some("other"), None).as_bytes(), 1);
+        let rows = e.take_rows();
+        assert_eq!(rows.journeys.len(), 1, "nothing anonymous waits: c's journey closes at last ts + gap");
+        assert_eq!(e.journey_watermark(), e.watermark());
+
+        // An anonymous visit at t1, a login 10 minutes later claims it; d's event comes between.
+        let t1 = T0 + 40 * MIN;
+        e.push(line("v", t1, None, Some("K")).as_bytes(), 2);
+        e.push(line("d1", t1 + MIN, Some("d"), None).as_bytes(), 3);
+        e.push(line("login", t1 + 10 * MIN, Some("e"), Some("K")).as_bytes(), 4);
+        e.push(line("z2", t1 + 20 * MIN + lateness, Some("other"), None).as_bytes(), 5);
+        assert_eq!(e.journey_watermark(), Some(t1), "the visit waits for links until t1 + identify_wait");
+        assert_eq!(e.open_journeys(), 1, "d's event waits behind the visit (other's journey is open)");
+        e.push(line("z3", t1 + WAIT + 32 * MIN + lateness, Some("other"), None).as_bytes(), 6);
+        let rows = e.take_rows();
+        let of = |c: &str| rows.journeys.iter().find(|j| j.customer_id == c);
+        let visit = of("e").expect("the visit and the login: e's journey");
+        assert_eq!((visit.events, visit.anonymous_events, visit.start_ts), (2, 1, t1));
+        assert_eq!(of("d").map(|j| j.end_ts), Some(t1 + MIN), "d's journey closed once the visit was folded");
     }
 
     #[test]

@@ -18,8 +18,8 @@ use omnimeter_engine::{
 };
 
 /// The engine as a `run` worker behind a resolve stage has it: the journey stage
-/// follows the watermark. The identity hold (file mode) adds `identify_wait` of event
-/// time to what waits; `identity.rs` and the identity tests bound that part.
+/// follows the watermark. The identity hold (file mode) adds up to `identify_wait` of
+/// event time behind a waiting anonymous event; `identity.rs` and the identity tests bound that part.
 fn no_identity_hold() -> EngineConfig {
     EngineConfig { resolve_identities: false, ..EngineConfig::default() }
 }
