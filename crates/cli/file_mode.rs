@@ -252,8 +252,8 @@ fn fold_input(
         for (raw, decoded) in block.lines() {
             match decoded {
                 None => blank += 1,
-                Some(decoded) => {
-                    engine.push_decoded(raw, decoded, offset);
+                Some((decoded, tie)) => {
+                    engine.push_decoded_tied(raw, decoded, tie, offset);
                     if cut_rule.after_push(&engine).is_some() {
                         flush(&mut engine, &writers, batch_first, metrics)?;
                         batch_first = offset + 1;

@@ -8,7 +8,7 @@ use std::io::{self, Read};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::Duration;
 
-use omnimeter_engine::{Event, EventType, RejectReason, decode, decode_str};
+use omnimeter_engine::{Event, EventType, RejectReason, decode, decode_str, tie_hash};
 
 const BLOCK: usize = 1 << 20;
 
@@ -25,6 +25,9 @@ pub(crate) enum Next {
     Idle,
     End,
 }
+
+/// What `decode` made of a line, and the line's `tie_hash` (0 when rejected).
+pub(crate) type Decoding<'a> = (Result<Event<'a>, RejectReason>, u64);
 
 /// A block of whole lines and what `decode` made of each.
 #[derive(Default)]
@@ -65,6 +68,8 @@ enum Decoded {
 
 /// An `Event` whose strings were moved to `Block::text`, so that it can cross threads with its block.
 struct DecodedEvent {
+    /// `tie_hash` of the line, hashed here while its bytes are in this core's cache.
+    tie: u64,
     ts: i64,
     value: Option<f64>,
     event_type: EventType,
@@ -107,6 +112,7 @@ impl Block {
                         let block = if valid.is_some() { Some(data) } else { None };
                         let mut keep = |s: &Cow<'_, str>| keep(&mut self.text, block, s);
                         Decoded::Event(DecodedEvent {
+                            tie: tie_hash(line),
                             ts: e.ts,
                             value: e.value,
                             event_type: e.event_type,
@@ -129,8 +135,9 @@ impl Block {
         self.valid = valid.is_some();
     }
 
-    /// Each line's bytes and its decoding (`None` for a blank line), in input order.
-    pub(crate) fn lines(&self) -> impl Iterator<Item = (&[u8], Option<Result<Event<'_>, RejectReason>>)> {
+    /// Each line's bytes and its decoding with the line's `tie_hash` (0 for a rejected
+    /// line; `None` for a blank one), in input order.
+    pub(crate) fn lines(&self) -> impl Iterator<Item = (&[u8], Option<Decoding<'_>>)> {
         // Only a valid block has `Text::Bytes` ranges.
         let bytes = if self.valid { simdutf8::basic::from_utf8(&self.bytes[..self.len]).ok() } else { None };
         let text = move |t: Text| match t {
@@ -141,23 +148,26 @@ impl Block {
             let raw = &self.bytes[l.start as usize..l.end as usize];
             let decoded = match &l.decoded {
                 Decoded::Blank => None,
-                Decoded::Rejected(r) => Some(Err(*r)),
-                Decoded::Event(e) => Some(Ok(Event {
-                    event_id: Cow::Borrowed(text(e.event_id)),
-                    ts: e.ts,
-                    customer_id: e.customer_id.map(|t| Cow::Borrowed(text(t))),
-                    journey_id: e.journey_id.map(|t| Cow::Borrowed(text(t))),
-                    channel: Cow::Borrowed(text(e.channel)),
-                    event_type: e.event_type,
-                    step: e.step.map(|t| Cow::Borrowed(text(t))),
-                    value: e.value,
-                    identities: e
-                        .identities
-                        .iter()
-                        .map(|&(t, v)| (Cow::Borrowed(text(t)), Cow::Borrowed(text(v))))
-                        .collect(),
-                    anonymous: false,
-                })),
+                Decoded::Rejected(r) => Some((Err(*r), 0)),
+                Decoded::Event(e) => Some((
+                    Ok(Event {
+                        event_id: Cow::Borrowed(text(e.event_id)),
+                        ts: e.ts,
+                        customer_id: e.customer_id.map(|t| Cow::Borrowed(text(t))),
+                        journey_id: e.journey_id.map(|t| Cow::Borrowed(text(t))),
+                        channel: Cow::Borrowed(text(e.channel)),
+                        event_type: e.event_type,
+                        step: e.step.map(|t| Cow::Borrowed(text(t))),
+                        value: e.value,
+                        identities: e
+                            .identities
+                            .iter()
+                            .map(|&(t, v)| (Cow::Borrowed(text(t)), Cow::Borrowed(text(v))))
+                            .collect(),
+                        anonymous: false,
+                    }),
+                    e.tie,
+                )),
             };
             (raw, decoded)
         })
@@ -333,7 +343,10 @@ mod tests {
                     assert_eq!(raw, *want);
                     match decoded {
                         None => assert!(want.iter().all(u8::is_ascii_whitespace)),
-                        Some(d) => assert_eq!(d, decode(want)),
+                        Some((d, tie)) => {
+                            assert_eq!(tie, if d.is_ok() { tie_hash(want) } else { 0 });
+                            assert_eq!(d, decode(want));
+                        }
                     }
                 }
             }

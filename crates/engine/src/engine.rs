@@ -190,7 +190,10 @@ impl Ord for Pending {
 /// foldhash promises no stable output across its versions, so a build with another
 /// foldhash may order differently two events of equal `(ts, event_id)` and different
 /// payloads that a checkpoint still buffers: an order the SPEC leaves open anyway.
-fn tie_hash(raw: &[u8]) -> u64 {
+///
+/// Public so that an adapter can hash on the thread that decodes
+/// ([`PartitionEngine::push_decoded_tied`]), where the payload's bytes are still in cache.
+pub fn tie_hash(raw: &[u8]) -> u64 {
     use std::hash::BuildHasher;
     foldhash::fast::FixedState::with_seed(0x6f6d_6e69_6d65_7465).hash_one(raw)
 }
@@ -531,6 +534,19 @@ impl PartitionEngine {
         decoded: Result<Event<'_>, RejectReason>,
         offset: i64,
     ) -> Option<RejectReason> {
+        let tie = if decoded.is_ok() { tie_hash(raw) } else { 0 };
+        self.push_decoded_tied(raw, decoded, tie, offset)
+    }
+
+    /// [`push_decoded`](Self::push_decoded) with `tie` = [`tie_hash`]`(raw)` computed
+    /// already, by the thread that decoded `raw` (any value when `decoded` is an error).
+    pub fn push_decoded_tied(
+        &mut self,
+        raw: &[u8],
+        decoded: Result<Event<'_>, RejectReason>,
+        tie: u64,
+        offset: i64,
+    ) -> Option<RejectReason> {
         self.stats.inputs += 1;
         self.live.inputs += 1;
         let event = match decoded {
@@ -543,7 +559,7 @@ impl PartitionEngine {
         if self.watermark().is_some_and(|w| event.ts < w) {
             return Some(self.reject(raw, offset, RejectReason::Late, event.ts));
         }
-        self.accept(event, tie_hash(raw));
+        self.accept(event, tie);
         None
     }
 

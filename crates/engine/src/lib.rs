@@ -21,7 +21,7 @@ mod windows;
 
 pub use cuts::{CutReason, CutRule, MAX_PENDING_REJECTED_BYTES};
 pub use decode::{MAX_PAYLOAD_BYTES, decode, decode_str};
-pub use engine::{CheckpointError, ConfigError, EngineConfig, PartitionEngine};
+pub use engine::{CheckpointError, ConfigError, EngineConfig, PartitionEngine, tie_hash};
 pub use event::{Event, EventType, Identities};
 pub use identity::{IdentityBook, IdentityCounts};
 pub use resolve::{Forwarded, PartitionResolver};
