@@ -70,7 +70,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
         bail!("--file-period {}: expected a duration above zero, like 1h", cuts.period);
     }
     let summary = process(
-        LineBlocks::spawn(reader).context("starting the input reader")?,
+        LineBlocks::spawn(reader, several_cores()).context("starting the input reader")?,
         sink,
         cfg,
         cuts,
@@ -179,7 +179,7 @@ pub(crate) fn process(
     // the batch position, so the files are the same as one writer's. On one core
     // (`taskset`, a CPU quota of one) one writer writes everything: three would only add
     // thread switches, and splitting the rows copies them.
-    let parallel = std::thread::available_parallelism().map_or(1, |n| n.get()) > 1;
+    let parallel = several_cores();
     let sink = &sink;
     std::thread::scope(|scope| {
         let mut queues = Vec::new();
@@ -205,6 +205,11 @@ pub(crate) fn process(
         summary.elapsed = started.elapsed();
         Ok(summary)
     })
+}
+
+/// Whether this process may use more than one core (`taskset`, a CPU quota of one: not).
+fn several_cores() -> bool {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) > 1
 }
 
 /// Rows of one batch and the offset of its first line.

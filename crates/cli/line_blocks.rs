@@ -39,6 +39,8 @@ pub(crate) struct Block {
     len: usize,
     /// `bytes[..len]` is UTF-8 as a whole.
     valid: bool,
+    /// `lines` holds every line's decoding; otherwise the engine thread decodes as it reads them.
+    decoded: bool,
     lines: Vec<Line>,
     /// The decoded events' strings, one after the other (`Text` ranges point here).
     text: String,
@@ -92,21 +94,10 @@ impl Block {
         // they are instead of being copied (the engine thread validates again to borrow
         // them: safe code cannot carry "valid UTF-8" across threads without a String).
         let valid = simdutf8::basic::from_utf8(data).ok();
-        let body = data.strip_suffix(b"\n").unwrap_or(data).len();
-        let mut start = 0;
-        while start <= body {
-            let end = next_newline(&data[..body], start);
-            let line = &data[start..end];
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let decoded = if line.iter().all(u8::is_ascii_whitespace) {
-                Decoded::Blank
-            } else {
-                // Lines end at `\n` (or `\r\n`), so a valid block slices into valid lines.
-                let decoded = match valid.and_then(|v| v.get(start..start + line.len())) {
-                    Some(text) => decode_str(text),
-                    None => decode(line),
-                };
-                match decoded {
+        for (start, line) in line_spans(data) {
+            let decoded = match decode_line(valid, start, line) {
+                None => Decoded::Blank,
+                Some(decoded) => match decoded {
                     Ok(e) => {
                         // Strings borrowed from an invalid block are copied: `lines` cannot borrow them.
                         let block = if valid.is_some() { Some(data) } else { None };
@@ -125,26 +116,41 @@ impl Block {
                         })
                     }
                     Err(reason) => Decoded::Rejected(reason),
-                }
+                },
             };
             // Blocks are at most a few MiB (a line is at most as long as the input allows,
             // but a block holding more than 4 GiB would need a line that long).
             self.lines.push(Line { start: start as u32, end: (start + line.len()) as u32, decoded });
-            start = end + 1;
         }
         self.valid = valid.is_some();
+        self.decoded = true;
     }
 
     /// Each line's bytes and its decoding with the line's `tie_hash` (0 for a rejected
     /// line; `None` for a blank one), in input order.
     pub(crate) fn lines(&self) -> impl Iterator<Item = (&[u8], Option<Decoding<'_>>)> {
+        // A block the input thread did not decode is decoded here, line by line, borrowing
+        // from the block: one UTF-8 validation, no copies of the strings' positions.
+        let data = &self.bytes[..self.len];
+        let undecoded = (!self.decoded).then(|| {
+            let valid = simdutf8::basic::from_utf8(data).ok();
+            line_spans(data).map(move |(start, line)| {
+                let decoded = decode_line(valid, start, line).map(|d| match d {
+                    Ok(e) => (Ok(e), tie_hash(line)),
+                    Err(r) => (Err(r), 0),
+                });
+                (line, decoded)
+            })
+        });
         // Only a valid block has `Text::Bytes` ranges.
-        let bytes = if self.valid { simdutf8::basic::from_utf8(&self.bytes[..self.len]).ok() } else { None };
+        let bytes = if self.valid && self.decoded { simdutf8::basic::from_utf8(data).ok() } else { None };
         let text = move |t: Text| match t {
             Text::Bytes(a, b) => bytes.and_then(|s| s.get(a as usize..b as usize)).unwrap_or_default(),
             Text::Copied(a, b) => self.text.get(a as usize..b as usize).unwrap_or_default(),
         };
-        self.lines.iter().map(move |l| {
+        // A recycled block keeps its last `lines` until decoded again.
+        let decoded_lines = if self.decoded { &self.lines[..] } else { &[] };
+        let decoded = decoded_lines.iter().map(move |l| {
             let raw = &self.bytes[l.start as usize..l.end as usize];
             let decoded = match &l.decoded {
                 Decoded::Blank => None,
@@ -170,8 +176,39 @@ impl Block {
                 )),
             };
             (raw, decoded)
-        })
+        });
+        undecoded.into_iter().flatten().chain(decoded)
     }
+}
+
+/// Each line of `data` (a block: whole lines, the last perhaps without `\n`) with where it
+/// starts, without its `\n` or a final `\r`.
+fn line_spans(data: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let body = data.strip_suffix(b"\n").unwrap_or(data).len();
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        if start > body {
+            return None;
+        }
+        let end = next_newline(&data[..body], start);
+        let line = &data[start..end];
+        let at = start;
+        start = end + 1;
+        Some((at, line.strip_suffix(b"\r").unwrap_or(line)))
+    })
+}
+
+/// What `decode` makes of a line at `start` of a block (`None` when only whitespace:
+/// skipped, but it still takes an offset). `valid` is the block as text when it is UTF-8.
+fn decode_line<'a>(valid: Option<&'a str>, start: usize, line: &'a [u8]) -> Option<Result<Event<'a>, RejectReason>> {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    // Lines end at `\n` (or `\r\n`), so a valid block slices into valid lines.
+    Some(match valid.and_then(|v| v.get(start..start + line.len())) {
+        Some(text) => decode_str(text),
+        None => decode(line),
+    })
 }
 
 /// Where `s` is: in `block` when it was borrowed from it (an unescaped copy is
@@ -195,11 +232,17 @@ fn next_newline(b: &[u8], i: usize) -> usize {
 }
 
 impl LineBlocks {
-    pub(crate) fn spawn(reader: Box<dyn Read + Send>) -> io::Result<Self> {
+    /// Starts the input thread. With `decode`, it also decodes each block (the engine
+    /// thread gets events ready to fold: two cores share the work); without, it only
+    /// reads, and [`Block::lines`] decodes on the engine thread, sparing the hand-over of
+    /// decoded events (on one core, where nothing runs beside the engine anyway).
+    pub(crate) fn spawn(reader: Box<dyn Read + Send>, decode: bool) -> io::Result<Self> {
         // Two blocks in flight bound memory to a few MiB whatever the input size.
         let (tx, blocks) = sync_channel(2);
         let (recycle, spare) = sync_channel::<Block>(4);
-        std::thread::Builder::new().name("omnimeter-input".into()).spawn(move || read_loop(reader, &tx, &spare))?;
+        std::thread::Builder::new()
+            .name("omnimeter-input".into())
+            .spawn(move || read_loop(reader, &tx, &spare, decode))?;
         Ok(LineBlocks { blocks, recycle })
     }
 
@@ -219,7 +262,12 @@ impl LineBlocks {
     }
 }
 
-fn read_loop(mut reader: Box<dyn Read + Send>, tx: &SyncSender<io::Result<Block>>, spare: &Receiver<Block>) {
+fn read_loop(
+    mut reader: Box<dyn Read + Send>,
+    tx: &SyncSender<io::Result<Block>>,
+    spare: &Receiver<Block>,
+    decode: bool,
+) {
     let mut carry: Vec<u8> = Vec::new();
     loop {
         let mut block = spare.try_recv().unwrap_or_default();
@@ -257,9 +305,12 @@ fn read_loop(mut reader: Box<dyn Read + Send>, tx: &SyncSender<io::Result<Block>
             }
         };
         block.len = filled;
+        block.decoded = false;
         if eof {
             if filled > 0 {
-                block.decode();
+                if decode {
+                    block.decode();
+                }
                 let _ = tx.send(Ok(block));
             }
             return;
@@ -268,7 +319,9 @@ fn read_loop(mut reader: Box<dyn Read + Send>, tx: &SyncSender<io::Result<Block>
             carry.extend_from_slice(&block.bytes[last_nl + 1..filled]);
             block.len = last_nl + 1;
         }
-        block.decode();
+        if decode {
+            block.decode();
+        }
         if tx.send(Ok(block)).is_err() {
             return; // the engine thread stopped
         }
@@ -293,8 +346,8 @@ mod tests {
         }
     }
 
-    fn collect(input: &[u8], step: usize) -> Vec<Vec<u8>> {
-        let blocks = LineBlocks::spawn(Box::new(Trickle(input.to_vec(), step))).unwrap();
+    fn collect(input: &[u8], step: usize, decode: bool) -> Vec<Vec<u8>> {
+        let blocks = LineBlocks::spawn(Box::new(Trickle(input.to_vec(), step)), decode).unwrap();
         let mut out = Vec::new();
         loop {
             match blocks.next(Duration::from_secs(5)).unwrap() {
@@ -314,11 +367,13 @@ mod tests {
         let input = b"a\n\nbb\r\nccc\nlast-without-newline".to_vec();
         let want: Vec<Vec<u8>> =
             vec![b"a".to_vec(), b"".to_vec(), b"bb".to_vec(), b"ccc".to_vec(), b"last-without-newline".to_vec()];
-        for step in [1, 2, 3, 7, 1 << 20] {
-            assert_eq!(collect(&input, step), want, "reads of {step} bytes");
+        for decode in [true, false] {
+            for step in [1, 2, 3, 7, 1 << 20] {
+                assert_eq!(collect(&input, step, decode), want, "reads of {step} bytes, decode {decode}");
+            }
+            assert_eq!(collect(b"x\n", 1, decode), vec![b"x".to_vec()]);
+            assert!(collect(b"", 1, decode).is_empty());
         }
-        assert_eq!(collect(b"x\n", 1), vec![b"x".to_vec()]);
-        assert!(collect(b"", 1).is_empty());
     }
 
     #[test]
@@ -331,13 +386,14 @@ mod tests {
             b"\xff",
         ];
         // A block with an invalid line decodes line by line; a valid one borrows its strings.
-        for lines in [&lines[..], &lines[..4]] {
+        // Decoded on the input thread or as the engine thread reads: the same lines.
+        for (lines, on_input) in [(&lines[..], true), (&lines[..4], true), (&lines[..], false), (&lines[..4], false)] {
             // Ending in a line end: one block holds every line.
             let input = [lines.join(&b"\r\n"[..]), b"\r\n".to_vec()].concat();
-            let blocks = LineBlocks::spawn(Box::new(Trickle(input, 1 << 20))).unwrap();
+            let blocks = LineBlocks::spawn(Box::new(Trickle(input, 1 << 20)), on_input).unwrap();
             let mut want = lines.iter();
             while let Next::Block(b) = blocks.next(Duration::from_secs(5)).unwrap() {
-                assert_eq!(b.valid, lines.len() == 4);
+                assert_eq!((b.decoded, b.valid), (on_input, on_input && lines.len() == 4));
                 for (raw, decoded) in b.lines() {
                     let want = want.next().unwrap();
                     assert_eq!(raw, *want);
@@ -368,6 +424,8 @@ mod tests {
         let long = vec![b'x'; 3 * BLOCK + 17];
         let mut input = long.clone();
         input.extend_from_slice(b"\ny\n");
-        assert_eq!(collect(&input, 1 << 16), vec![long, b"y".to_vec()]);
+        for decode in [true, false] {
+            assert_eq!(collect(&input, 1 << 16, decode), vec![long.clone(), b"y".to_vec()]);
+        }
     }
 }
