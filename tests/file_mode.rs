@@ -191,3 +191,39 @@ fn engine_flags_change_the_result() {
     let line = String::from_utf8(run.stdout).unwrap();
     assert!(!line.contains("journeys 101,"), "a 1m gap splits more journeys: {line}");
 }
+
+/// On one core the engine thread decodes each line itself (the input thread only
+/// reads); on several, the input thread decodes. Either way every file has the same
+/// bytes: samples with late events, malformed lines and identities, one core via `taskset`.
+#[test]
+fn one_core_and_several_write_the_same_bytes() {
+    let files = |root: &std::path::Path| -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        let mut all: Vec<_> = parquet_files(root)
+            .into_iter()
+            .map(|p| (p.strip_prefix(root).unwrap().to_path_buf(), std::fs::read(&p).unwrap()))
+            .collect();
+        all.sort();
+        all
+    };
+    for sample in ["public-sample", "public-late", "public-identity"] {
+        let input = repo().join(format!("tests/data/{sample}.ndjson"));
+        let (one, several) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let pinned = std::process::Command::new("taskset")
+            .args(["-c", "0", env!("CARGO_BIN_EXE_omnimeter"), "run", "--input"])
+            .arg(&input)
+            .arg("--output")
+            .arg(one.path())
+            .output()
+            .expect("taskset (util-linux) runs the one-core case");
+        assert!(pinned.status.success(), "{}", String::from_utf8_lossy(&pinned.stderr));
+        let run = omnimeter(&["run", "--input", input.to_str().unwrap(), "--output", several.path().to_str().unwrap()]);
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let (a, b) = (files(one.path()), files(several.path()));
+        assert!(!a.is_empty(), "{sample}: no files");
+        assert_eq!(a.len(), b.len(), "{sample}: file counts");
+        for ((pa, ba), (pb, bb)) in a.iter().zip(&b) {
+            assert_eq!(pa, pb, "{sample}: file names");
+            assert!(ba == bb, "{sample}: {} differs between one core and several", pa.display());
+        }
+    }
+}
