@@ -254,7 +254,7 @@ fn fold_input(
             }
             Next::End => break,
         };
-        for (raw, decoded) in block.lines() {
+        block.try_each_line(|raw, decoded| {
             match decoded {
                 None => blank += 1,
                 Some((decoded, tie)) => {
@@ -266,7 +266,8 @@ fn fold_input(
                 }
             }
             offset += 1;
-        }
+            anyhow::Ok(())
+        })?;
         input.give_back(block);
         if last_progress.elapsed() >= Duration::from_secs(5) {
             last_progress = Instant::now();

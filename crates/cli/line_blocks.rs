@@ -126,31 +126,35 @@ impl Block {
         self.decoded = true;
     }
 
-    /// Each line's bytes and its decoding with the line's `tie_hash` (0 for a rejected
-    /// line; `None` for a blank one), in input order.
-    pub(crate) fn lines(&self) -> impl Iterator<Item = (&[u8], Option<Decoding<'_>>)> {
-        // A block the input thread did not decode is decoded here, line by line, borrowing
-        // from the block: one UTF-8 validation, no copies of the strings' positions.
+    /// Calls `f` with each line's bytes and its decoding with the line's `tie_hash` (0 for
+    /// a rejected line; `None` for a blank one), in input order, until `f` fails.
+    /// (A callback, not an iterator: an event passed through iterator adapters was copied
+    /// at each, and an event is a few hundred bytes.)
+    pub(crate) fn try_each_line<E>(
+        &self,
+        mut f: impl FnMut(&[u8], Option<Decoding<'_>>) -> Result<(), E>,
+    ) -> Result<(), E> {
         let data = &self.bytes[..self.len];
-        let undecoded = (!self.decoded).then(|| {
+        if !self.decoded {
+            // Not decoded by the input thread: decoded here, line by line, borrowing from
+            // the block (one UTF-8 validation, no copies of the strings' positions).
             let valid = simdutf8::basic::from_utf8(data).ok();
-            line_spans(data).map(move |(start, line)| {
-                let decoded = decode_line(valid, start, line).map(|d| match d {
-                    Ok(e) => (Ok(e), tie_hash(line)),
-                    Err(r) => (Err(r), 0),
-                });
-                (line, decoded)
-            })
-        });
+            for (start, line) in line_spans(data) {
+                match decode_line(valid, start, line) {
+                    None => f(line, None)?,
+                    Some(Ok(e)) => f(line, Some((Ok(e), tie_hash(line))))?,
+                    Some(Err(r)) => f(line, Some((Err(r), 0)))?,
+                }
+            }
+            return Ok(());
+        }
         // Only a valid block has `Text::Bytes` ranges.
-        let bytes = if self.valid && self.decoded { simdutf8::basic::from_utf8(data).ok() } else { None };
+        let bytes = if self.valid { simdutf8::basic::from_utf8(data).ok() } else { None };
         let text = move |t: Text| match t {
             Text::Bytes(a, b) => bytes.and_then(|s| s.get(a as usize..b as usize)).unwrap_or_default(),
             Text::Copied(a, b) => self.text.get(a as usize..b as usize).unwrap_or_default(),
         };
-        // A recycled block keeps its last `lines` until decoded again.
-        let decoded_lines = if self.decoded { &self.lines[..] } else { &[] };
-        let decoded = decoded_lines.iter().map(move |l| {
+        for l in &self.lines {
             let raw = &self.bytes[l.start as usize..l.end as usize];
             let decoded = match &l.decoded {
                 Decoded::Blank => None,
@@ -175,9 +179,9 @@ impl Block {
                     e.tie,
                 )),
             };
-            (raw, decoded)
-        });
-        undecoded.into_iter().flatten().chain(decoded)
+            f(raw, decoded)?;
+        }
+        Ok(())
     }
 }
 
@@ -353,7 +357,11 @@ mod tests {
             match blocks.next(Duration::from_secs(5)).unwrap() {
                 Next::Block(b) => {
                     assert!(b.bytes[..b.len].ends_with(b"\n") || !input.ends_with(b"\n"), "blocks end at a line end");
-                    out.extend(b.lines().map(|(l, _)| l.to_vec()));
+                    b.try_each_line(|l, _| {
+                        out.push(l.to_vec());
+                        Ok::<_, ()>(())
+                    })
+                    .unwrap();
                     blocks.give_back(b);
                 }
                 Next::Idle => panic!("a trickling reader never idles 5 s"),
@@ -394,7 +402,7 @@ mod tests {
             let mut want = lines.iter();
             while let Next::Block(b) = blocks.next(Duration::from_secs(5)).unwrap() {
                 assert_eq!((b.decoded, b.valid), (on_input, on_input && lines.len() == 4));
-                for (raw, decoded) in b.lines() {
+                b.try_each_line(|raw, decoded| {
                     let want = want.next().unwrap();
                     assert_eq!(raw, *want);
                     match decoded {
@@ -404,7 +412,9 @@ mod tests {
                             assert_eq!(d, decode(want));
                         }
                     }
-                }
+                    Ok::<_, ()>(())
+                })
+                .unwrap();
             }
             assert!(want.next().is_none(), "every line came");
         }
