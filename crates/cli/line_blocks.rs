@@ -1,7 +1,9 @@
 //! Reads NDJSON input on a thread of its own, handing the engine thread blocks of
-//! whole lines already decoded: reading and decoding overlap the engine's folding
-//! (decoding is about a third of file mode's work), and the engine thread never
-//! blocks on a quiet pipe (so metrics stay fresh while `stdin` waits for more).
+//! whole lines, decoded there too when there are cores to share: reading and decoding
+//! then overlap the engine's folding (decoding is about a third of file mode's work).
+//! On one core the engine thread decodes each line as it folds it, which spares handing
+//! decoded events over. Either way the engine thread never blocks on a quiet pipe (so
+//! metrics stay fresh while `stdin` waits for more).
 
 use std::borrow::Cow;
 use std::io::{self, Read};
