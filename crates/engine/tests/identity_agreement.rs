@@ -38,6 +38,17 @@ fn cfg(resolve: bool) -> EngineConfig {
 
 /// Every row as text, sorted: tables compare as multisets.
 fn fingerprint(mut rows: Rows) -> Vec<String> {
+    // Window sums of floating-point values add journeys in the order they close, and
+    // that order follows the watermark's steps (a resolving engine's stage waits behind
+    // anonymous events, the fed one does not): the same terms, summed in another order,
+    // may differ in the last bits. Nine decimals, as the output tools compare six.
+    let r = |x: &mut f64| *x = (*x * 1e9).round() / 1e9;
+    rows.journey_windows.iter_mut().for_each(|w| r(&mut w.conversion_value));
+    rows.paths.iter_mut().for_each(|p| r(&mut p.conversion_value));
+    rows.attribution.iter_mut().for_each(|a| {
+        r(&mut a.conversions);
+        r(&mut a.value);
+    });
     let mut out = Vec::new();
     let mut add = |table: &str, v: String| out.push(format!("{table} {v}"));
     for mut j in rows.journeys.drain(..) {
