@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use util::{KillOnDrop, repo};
 
@@ -126,15 +126,9 @@ fn exec(cmd: &str) -> String {
 /// Stops a long-running command the way the README says (Ctrl-C / SIGTERM): it must exit 0.
 fn stop(mut child: Child, cmd: &str) {
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "README command did not stop cleanly ({status}): {cmd}");
-            return;
-        }
-        assert!(Instant::now() < deadline, "README command did not stop: {cmd}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let status = util::exit_within(&mut child, Duration::from_secs(60));
+    let status = status.unwrap_or_else(|| panic!("README command did not stop: {cmd}"));
+    assert!(status.success(), "README command did not stop cleanly ({status}): {cmd}");
 }
 
 fn has_files(dir: &Path) -> bool {

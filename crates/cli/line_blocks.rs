@@ -31,7 +31,7 @@ pub(crate) enum Next {
 /// What `decode` made of a line, and the line's `tie_hash` (0 when rejected).
 pub(crate) type Decoding<'a> = (Result<Event<'a>, RejectReason>, u64);
 
-/// A block of whole lines and what `decode` made of each.
+/// A block of whole lines, and what `decode` made of each when the input thread decoded them.
 #[derive(Default)]
 pub(crate) struct Block {
     /// Input bytes in `..len`; the rest is stale. The buffer keeps its full length

@@ -309,18 +309,7 @@ pub(crate) fn wait_ok(mut child: Child, what: &str) -> Output {
         })
     }
     let (stdout, stderr) = (drain(child.stdout.take()), drain(child.stderr.take()));
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = super::exit_within(&mut child, Duration::from_secs(300));
     let out = Output {
         status: status.unwrap_or_else(|| std::os::unix::process::ExitStatusExt::from_raw(9)),
         stdout: stdout.join().unwrap(),
@@ -404,19 +393,11 @@ pub(crate) fn until_end_in(group: &str, broker: &Broker, out: &Path, log: &Path)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "until-end worker failed ({status}):\n{}", log_of(log));
-            assert!(log_of(log).contains("caught up"), "{}", log_of(log));
-            return;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("until-end worker did not finish in 120 s:\n{}", log_of(log));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let Some(status) = super::exit_within(&mut child, Duration::from_secs(120)) else {
+        panic!("until-end worker did not finish in 120 s:\n{}", log_of(log));
+    };
+    assert!(status.success(), "until-end worker failed ({status}):\n{}", log_of(log));
+    assert!(log_of(log).contains("caught up"), "{}", log_of(log));
 }
 
 pub(crate) fn log_of(path: &Path) -> String {

@@ -136,6 +136,26 @@ pub(crate) fn wait_until(what: &str, timeout: std::time::Duration, mut cond: imp
     wait_for(timeout.as_secs().max(1), what, || cond().then_some(()));
 }
 
+/// Waits up to `timeout` for `child` to exit; one still running then is killed and
+/// reaped, and the answer is `None`.
+pub(crate) fn exit_within(
+    child: &mut std::process::Child,
+    timeout: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// A child process killed when the test ends, however it ends.
 pub(crate) struct KillOnDrop(pub(crate) std::process::Child);
 

@@ -493,8 +493,11 @@ impl PartitionEngine {
     pub fn journey_watermark(&self) -> Option<i64> {
         // After `advance`, the buffer's head is at or past the watermark unless it is a
         // waiting anonymous event, and an arrival is never before the watermark (or it is late).
-        let wm = self.watermark()?;
-        Some(self.reorder.peek().map_or(wm, |p| p.ts.min(wm)))
+        self.watermark().map(|wm| self.journey_watermark_at(wm))
+    }
+
+    fn journey_watermark_at(&self, source_wm: i64) -> i64 {
+        self.reorder.peek().map_or(source_wm, |p| p.ts.min(source_wm))
     }
 
     /// Whether the buffer's head may fold below the watermark `wm`: an event that waits
@@ -654,7 +657,7 @@ impl PartitionEngine {
                 self.fold(p);
             }
         }
-        let Some(wm) = self.journey_watermark() else { return };
+        let wm = self.journey_watermark_at(source_wm);
         while let Some(&(deadline, key, serial)) = self.deadlines.peek() {
             if deadline > wm {
                 break;
