@@ -22,6 +22,9 @@ use omnimeter_parquet::ParquetSink;
 use crate::args::RunArgs;
 use crate::line_blocks::{LineBlocks, Next};
 
+/// At most this many queued batches are published together by one writer.
+const MAX_BATCHES_PER_PUBLISH: usize = 16;
+
 /// How often live metrics are brought up to date while input flows (or waits).
 const METRICS_EVERY: Duration = Duration::from_millis(500);
 
@@ -172,11 +175,10 @@ pub(crate) fn process(
     metrics: Option<&Metrics>,
 ) -> Result<Summary> {
     let started = Instant::now();
-    // Writer threads share the sink and write in parallel: one the `journeys` rows of
-    // even UTC hours, one those of odd hours, one the other seven tables. Encoding Parquet
-    // is a fifth of the work and, with the default flush size, comes mostly at the end,
-    // when both cores are free for it. Every file holds one table and hour and is named by
-    // the batch position, so the files are the same as one writer's. On one core
+    // Writer threads share the sink and write in parallel, each a third of every batch's
+    // files, spread by table and UTC hour: the tables of an hour's cut spread over them,
+    // and so do the many small files of sparse data (100 days: 50,000 files). Every file holds one table and hour and is named by the
+    // batch position, so the files are the same as one writer's. On one core
     // (`taskset`, a CPU quota of one) one writer writes everything: three would only add
     // thread switches, and splitting the rows copies them.
     let parallel = several_cores();
@@ -215,7 +217,7 @@ fn several_cores() -> bool {
 /// Rows of one batch and the offset of its first line.
 type Batch = (Rows, i64);
 
-/// The writer threads' queues: journeys of even hours, of odd hours, the other tables;
+/// The writer threads' queues, each for its share of the files (`split_by_file`),
 /// or one queue for everything on one core (one batch waiting each bounds memory).
 struct Writers(Vec<SyncSender<Batch>>);
 
@@ -321,7 +323,7 @@ fn flush(engine: &mut PartitionEngine, writers: &Writers, first_offset: i64, met
         m.record_tally(&engine.take_tally());
         m.record_journeys(engine.newly_closed());
     }
-    let mut rows = engine.take_rows();
+    let rows = engine.take_rows();
     if rows.is_empty() {
         return Ok(());
     }
@@ -331,13 +333,9 @@ fn flush(engine: &mut PartitionEngine, writers: &Writers, first_offset: i64, met
         }
         return Ok(());
     }
-    // A journey row's file is that of its `end_ts` hour (SPEC §4), so splitting by hour
-    // never splits a file.
-    let (odd, even): (Vec<_>, Vec<_>) = std::mem::take(&mut rows.journeys)
-        .into_iter()
-        .partition(|j| omnimeter_parquet::hour_of(j.end_ts).rem_euclid(2) == 1);
-    let journeys = |journeys| Rows { journeys, ..Rows::default() };
-    for (queue, rows) in writers.0.iter().zip([journeys(even), journeys(odd), rows]) {
+    // Each writer takes whole files (by table and hour), so the files are the ones a
+    // single writer writes.
+    for (queue, rows) in writers.0.iter().zip(omnimeter_parquet::split_by_file(rows, writers.0.len())) {
         if !rows.is_empty() && queue.send((rows, first_offset)).is_err() {
             // The writer stopped on an error, which joining it reports.
             bail!("a Parquet writer stopped");
@@ -353,12 +351,21 @@ fn write_loop(
     metrics: Option<&Metrics>,
 ) -> Result<([u64; TABLES.len()], u64)> {
     let (mut rows, mut files) = ([0u64; TABLES.len()], 0u64);
-    for (batch, first_offset) in batches {
-        let report = sink.write_batch(&batch, 0, first_offset).context("writing Parquet")?;
+    while let Ok((batch, first_offset)) = batches.recv() {
+        // Batches that came while the last ones were written go out together, with one
+        // pair of syncs (sparse data cuts often and writes little per cut).
+        let mut publication = sink.publication();
+        publication.add(&batch, 0, first_offset).context("writing Parquet")?;
+        drop(batch);
+        for _ in 1..MAX_BATCHES_PER_PUBLISH {
+            let Ok((batch, first_offset)) = batches.try_recv() else { break };
+            publication.add(&batch, 0, first_offset).context("writing Parquet")?;
+        }
+        let report = publication.publish().context("writing Parquet")?;
         if let Some(m) = metrics {
             m.record_written(&report.files, &report.rows);
         }
-        for (total, n) in rows.iter_mut().zip(batch.counts()) {
+        for (total, n) in rows.iter_mut().zip(report.rows) {
             *total += n as u64;
         }
         files += report.files.iter().sum::<usize>() as u64;

@@ -469,3 +469,97 @@ fn per_column_settings_name_real_columns() {
         assert!(!listed || checked, "{table} has per-column settings this test does not check");
     }
 }
+
+/// Every file under `dir` with its bytes.
+fn contents(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    files(dir).into_iter().map(|f| (f.clone(), fs::read(dir.join(&f)).unwrap_or_default())).collect()
+}
+
+/// `sample()` with its journeys and activity spread over `hours` hours.
+fn many_hours(hours: i64) -> Rows {
+    let mut rows = sample();
+    for h in 0..hours {
+        rows.journeys.push(journey(T0 + h * HOUR, Some("j"), None));
+        let mut a = rows.activity[0].clone();
+        a.window_start = T0 + h * HOUR;
+        rows.activity.push(a);
+    }
+    rows
+}
+
+#[test]
+fn split_parts_write_exactly_the_files_of_the_whole_batch() -> TestResult {
+    let rows = many_hours(7);
+    let (whole, parted) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    ParquetSink::new(whole.path())?.write_batch(&rows, 2, 40)?;
+    for parts in [1, 2, 3, 5] {
+        let split = split_by_file(rows.clone(), parts);
+        assert_eq!(split.len(), parts);
+        let total: Vec<usize> = (0..TABLES.len()).map(|t| split.iter().map(|p| p.counts()[t]).sum()).collect();
+        assert_eq!(total, rows.counts().to_vec(), "{parts} parts keep every row once");
+        let sink = ParquetSink::new(parted.path())?;
+        let mut keys = Vec::new();
+        for part in split.iter().rev() {
+            keys.extend(sink.write_batch(part, 2, 40)?.keys);
+        }
+        keys.sort();
+        let before = keys.len();
+        keys.dedup();
+        assert_eq!(keys.len(), before, "{parts} parts: no file is written by two parts");
+        assert_eq!(contents(parted.path()), contents(whole.path()), "{parts} parts");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_publication_writes_the_files_of_its_batches_and_shows_them_only_when_published() -> TestResult {
+    let (one_by_one, together) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let sink = ParquetSink::new(one_by_one.path())?;
+    let mut expected = WriteReport::default();
+    for (rows, offset) in [(sample(), 0), (many_hours(3), 100)] {
+        let r = sink.write_batch(&rows, 1, offset)?;
+        for t in 0..TABLES.len() {
+            expected.files[t] += r.files[t];
+            expected.rows[t] += r.rows[t];
+        }
+        expected.keys.extend(r.keys);
+    }
+    let sink = ParquetSink::new(together.path())?;
+    let mut publication = sink.publication();
+    publication.add(&sample(), 1, 0)?;
+    publication.add(&many_hours(3), 1, 100)?;
+    assert!(
+        files(together.path()).iter().all(|f| f.rsplit('/').next().is_some_and(|n| n.starts_with('.'))),
+        "nothing under a final name before publish: {:?}",
+        files(together.path())
+    );
+    assert_eq!(publication.publish()?, expected);
+    assert_eq!(contents(together.path()), contents(one_by_one.path()));
+    Ok(())
+}
+
+#[test]
+fn small_files_are_written_without_dictionaries_and_large_ones_with() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let sink = ParquetSink::new(tmp.path())?;
+    let rows = Rows {
+        journeys: (0..SMALL_FILE_ROWS as i64).map(|i| journey(T0 + i, None, None)).collect(),
+        activity: sample().activity,
+        ..Rows::default()
+    };
+    let report = sink.write_batch(&rows, 0, 0)?;
+    for key in &report.keys {
+        let meta = ParquetRecordBatchReaderBuilder::try_new(File::open(tmp.path().join(key))?)?.metadata().clone();
+        let dictionaries =
+            meta.row_groups().iter().flat_map(|g| g.columns()).filter(|c| c.dictionary_page_offset().is_some()).count();
+        let rows_in_file = meta.file_metadata().num_rows() as usize;
+        if rows_in_file < SMALL_FILE_ROWS {
+            assert_eq!(dictionaries, 0, "{key}: {rows_in_file} rows");
+        } else {
+            // `first_channel`, `last_channel`, `outcome`…: repeated values keep their dictionary.
+            assert!(dictionaries > 0, "{key}: {rows_in_file} rows");
+        }
+    }
+    assert_eq!(report.rows[0], SMALL_FILE_ROWS);
+    Ok(())
+}
