@@ -13,7 +13,8 @@
 //! engine on identity traffic), `identity-kafka` (`omnimeter resolve` next to `run` on
 //! the same broker and events, and the hold's latency on live traffic), `ts-forms`
 //! (decoding alone and file mode on one core, for each form of `ts` alone and for the
-//! mix real producers send: `generate --timestamps producers`).
+//! mix real producers send: `generate --timestamps producers`), `sparse` (file mode
+//! on the same number of events spread over 100 days: a cut per hour, many small files).
 //!
 //! In-process sections run in a child process (this binary again, with `--section`)
 //! so that the peak RSS each reports (VmHWM) is its own. Wall-clock figures are the
@@ -37,7 +38,7 @@ use omnimeter_generate::{GenConfig, Generator, Timestamps};
 
 const RUNS: usize = 3;
 const OMNIMETER: &str = env!("CARGO_BIN_EXE_omnimeter");
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
     "decode",
     "engine",
     "file",
@@ -49,6 +50,7 @@ const SECTIONS: [&str; 11] = [
     "identity",
     "identity-kafka",
     "ts-forms",
+    "sparse",
 ];
 
 /// One line of the final table.
@@ -160,6 +162,24 @@ fn main() {
             table.push(one);
         }
     }
+    if run("sparse") {
+        // The same number of events over a hundred days: a cut per hour, and about 50,000
+        // small files for 1M events (SPEC §4: a file per table, hour and cut).
+        let sub = dir.path().join("sparse");
+        std::fs::create_dir_all(&sub).unwrap();
+        let path = sub.join("events.ndjson");
+        generate_sparse(&path, events);
+        for core in [None, Some("0")] {
+            let mut f = file_mode(&path, &sub, core, events);
+            f.what = format!("{}, sparse: 100 days", f.what);
+            f.note = format!(
+                "{}; {} files",
+                f.note,
+                count_files(&sub.join(format!("file-out-{}-0", core.unwrap_or("all"))))
+            );
+            table.push(f);
+        }
+    }
     if run("identity-kafka") {
         let (figs, id_notes) = identity_kafka(events as usize);
         table.extend(figs);
@@ -213,6 +233,34 @@ fn generate_with(path: &Path, events: u64, timestamps: Timestamps) -> u64 {
     Generator::new(cfg).write_to(&mut out, Some(events)).unwrap();
     out.flush().unwrap();
     std::fs::metadata(path).unwrap().len()
+}
+
+/// `events` events of `events / 1000` customers over 100 days (the producers' `ts` mix).
+fn generate_sparse(path: &Path, events: u64) {
+    let cfg = GenConfig {
+        customers: (events / 1000).max(1),
+        days: 100,
+        seed: 7,
+        timestamps: Timestamps::Producers,
+        duplicate_rate: 0.01,
+        ..GenConfig::default()
+    };
+    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+    Generator::new(cfg).write_to(&mut out, Some(events)).unwrap();
+    out.flush().unwrap();
+}
+
+/// Parquet files under `dir`.
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() { count_files(&p) } else { usize::from(p.extension().is_some_and(|x| x == "parquet")) }
+        })
+        .sum()
 }
 
 fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
