@@ -128,7 +128,9 @@ fn main() {
         table.push(in_child("journeys", &input, events));
     }
     if run("kafka") {
-        let (figs, kafka_notes) = kafka(events as usize);
+        // `days=N` spreads the topic's events over N days of event time (default 1).
+        let days = args.iter().find_map(|a| a.strip_prefix("days=")).map_or(1, |d| d.parse().expect("days=N"));
+        let (figs, kafka_notes) = kafka(events as usize, days);
         table.extend(figs);
         notes.extend(kafka_notes);
     }
@@ -762,14 +764,16 @@ const PARTITIONS: i32 = 6;
 
 /// (d) Kafka end to end next to a raw consume of the same topic on the same broker,
 /// and (f) two workers in one group against one.
-fn kafka(events: usize) -> (Vec<Figure>, Vec<String>) {
+fn kafka(events: usize, days: u32) -> (Vec<Figure>, Vec<String>) {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
     let broker = util::kafka::Broker::start();
     broker.create_topic(util::kafka::TOPIC, PARTITIONS as u32);
     let mut g = Generator::new(GenConfig {
-        customers: (events / 8).max(1) as u64,
+        // About 8 events per customer a day, as in the other sections.
+        customers: (events / 8 / days as usize).max(1) as u64,
+        days,
         seed: 3,
         timestamps: Timestamps::Producers,
         ..GenConfig::default()

@@ -355,11 +355,11 @@ fn write_loop(
         // Batches that came while the last ones were written go out together, with one
         // pair of syncs (sparse data cuts often and writes little per cut).
         let mut publication = sink.publication();
-        publication.add(&batch, 0, first_offset).context("writing Parquet")?;
+        publication.add(&batch, 0, first_offset, false).context("writing Parquet")?;
         drop(batch);
         for _ in 1..MAX_BATCHES_PER_PUBLISH {
             let Ok((batch, first_offset)) = batches.try_recv() else { break };
-            publication.add(&batch, 0, first_offset).context("writing Parquet")?;
+            publication.add(&batch, 0, first_offset, false).context("writing Parquet")?;
         }
         let report = publication.publish().context("writing Parquet")?;
         if let Some(m) = metrics {

@@ -349,35 +349,38 @@ impl PartitionSet {
         first_err.map_or(Ok(()), Err)
     }
 
-    /// Writes each waiting cut's files, then its checkpoint, oldest first, each step
-    /// only after the previous one is durable. A cut stays waiting until both are:
-    /// a retry rewrites its files under the same names.
+    /// Writes the waiting cuts' files, then the newest cut's checkpoint, each step only
+    /// after the previous one is durable. The files of all waiting cuts are published
+    /// together (one pair of syncs), and the newest checkpoint covers them all: a
+    /// backfill of sparse data cuts every hour of event time, and a sync pair and a
+    /// checkpoint per cut set its pace. Cuts stay waiting until both are durable: a
+    /// retry rewrites their files under the same names.
     fn publish(&mut self, partition: i32) -> Result<()> {
         let Some(h) = self.held.get_mut(&partition) else { return Ok(()) };
-        while let Some(cut) = h.unpublished.front() {
-            let report = if cut.rows.is_empty() {
-                None
-            } else if cut.checkpoint.closed {
-                Some(self.sink.write_closing_batch(&cut.rows, partition, cut.start)?)
-            } else {
-                Some(self.sink.write_batch(&cut.rows, partition, cut.start)?)
-            };
-            if let Some(dl) = &self.dead_letters {
-                dl.flush(self.drain_timeout).map_err(Error::Kafka)?;
-            }
-            self.store.save(partition, &cut.checkpoint).map_err(Error::Checkpoint)?;
-            if let Some(report) = report {
-                self.metrics.record_written(&report.files, &report.rows);
-                let mut st = lock(&self.status);
-                for i in 0..8 {
-                    st.parquet_files[i] += report.files[i] as u64;
-                    st.parquet_rows[i] += report.rows[i] as u64;
-                }
-            }
-            h.checkpointed_at = Some(Instant::now());
-            h.unpublished.pop_front();
+        let Some(newest) = h.unpublished.back() else { return Ok(()) };
+        let mut publication = self.sink.publication();
+        for cut in h.unpublished.iter().filter(|c| !c.rows.is_empty()) {
+            publication.add(&cut.rows, partition, cut.start, cut.checkpoint.closed)?;
         }
+        let report = publication.publish()?;
+        if let Some(dl) = &self.dead_letters {
+            dl.flush(self.drain_timeout).map_err(Error::Kafka)?;
+        }
+        self.store.save(partition, &newest.checkpoint).map_err(Error::Checkpoint)?;
+        self.metrics.record_written(&report.files, &report.rows);
+        let mut st = lock(&self.status);
+        for i in 0..8 {
+            st.parquet_files[i] += report.files[i] as u64;
+            st.parquet_rows[i] += report.rows[i] as u64;
+        }
+        h.checkpointed_at = Some(Instant::now());
+        h.unpublished.clear();
         Ok(())
+    }
+
+    /// The most cuts any held partition has waiting to be published.
+    pub(crate) fn most_waiting_cuts(&self) -> usize {
+        self.held.values().map(|h| h.unpublished.len()).max().unwrap_or(0)
     }
 
     /// Commits every held partition's position: progress for lag and tooling, which

@@ -25,6 +25,12 @@ use crate::dead_letter::DeadLetters;
 use crate::partitions::{PartitionSet, lock};
 use crate::status::{LostRange, WorkerStatus};
 
+/// How soon a cut is published after it is taken: the cuts taken meanwhile go out with it.
+const PUBLISH_WITHIN: Duration = Duration::from_millis(100);
+/// A partition with this many cuts waiting publishes at once: each holds its rows and
+/// the engine's state until then.
+const MAX_WAITING_CUTS: usize = 16;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("kafka")]
@@ -380,9 +386,16 @@ fn poll_loop(
                 };
                 let payload = m.payload().unwrap_or_default();
                 let cut = s.push(m.partition(), m.offset(), m.key(), payload, forwarded.as_ref())?;
-                // A completed cut is published at once, unless a failed one waits for its retry.
+                // A completed cut is published shortly (unless a failed one waits for its
+                // retry): cuts that follow within PUBLISH_WITHIN share its syncs, as in a
+                // backfill of sparse data, where every hour of event time is a cut.
                 if cut && !s.output_failing {
-                    next_publish = Some(Instant::now());
+                    let due = if s.most_waiting_cuts() >= MAX_WAITING_CUTS {
+                        Instant::now()
+                    } else {
+                        Instant::now() + PUBLISH_WITHIN
+                    };
+                    next_publish = Some(next_publish.map_or(due, |t| t.min(due)));
                 }
             }
             Some(Err(KafkaError::PartitionEOF(p))) => s.eof(p),

@@ -337,9 +337,11 @@ pub struct Publication<'s> {
 }
 
 impl Publication<'_> {
-    /// Encodes the batch of `rows` from `partition` starting at `first_offset`.
-    pub fn add(&mut self, rows: &Rows, partition: i32, first_offset: i64) -> Result<()> {
-        let one = self.sink.stage(&mut self.files, rows, partition, first_offset, false)?;
+    /// Encodes the batch of `rows` from `partition` starting at `first_offset`, as
+    /// [`ParquetSink::write_batch`] names it, or with `closing` as
+    /// [`ParquetSink::write_closing_batch`] does.
+    pub fn add(&mut self, rows: &Rows, partition: i32, first_offset: i64, closing: bool) -> Result<()> {
+        let one = self.sink.stage(&mut self.files, rows, partition, first_offset, closing)?;
         for t in 0..TABLES.len() {
             self.report.files[t] += one.files[t];
             self.report.rows[t] += one.rows[t];

@@ -526,8 +526,8 @@ fn a_publication_writes_the_files_of_its_batches_and_shows_them_only_when_publis
     }
     let sink = ParquetSink::new(together.path())?;
     let mut publication = sink.publication();
-    publication.add(&sample(), 1, 0)?;
-    publication.add(&many_hours(3), 1, 100)?;
+    publication.add(&sample(), 1, 0, false)?;
+    publication.add(&many_hours(3), 1, 100, false)?;
     assert!(
         files(together.path()).iter().all(|f| f.rsplit('/').next().is_some_and(|n| n.starts_with('.'))),
         "nothing under a final name before publish: {:?}",
