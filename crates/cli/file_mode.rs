@@ -177,8 +177,9 @@ pub(crate) fn process(
     let started = Instant::now();
     // Writer threads share the sink and write in parallel, each a third of every batch's
     // files, spread by table and UTC hour: the tables of an hour's cut spread over them,
-    // and so do the many small files of sparse data (100 days: 50,000 files). Every file holds one table and hour and is named by the
-    // batch position, so the files are the same as one writer's. On one core
+    // and so do the many small files of sparse data (100 days: 50,000 files). Every file
+    // holds one table and hour and is named by the batch position, so the files are the
+    // same as one writer's. On one core
     // (`taskset`, a CPU quota of one) one writer writes everything: three would only add
     // thread switches, and splitting the rows copies them.
     let parallel = several_cores();
