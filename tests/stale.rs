@@ -26,10 +26,22 @@ fn signal(child: &Child, sig: &str) {
     assert!(ok, "kill {sig} failed");
 }
 
-fn wait(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+/// Polls `cond` until it holds; after `secs` fails with the last lines of `logs`
+/// (group joins on tansu stall now and then: the logs say which side waited).
+fn wait(what: &str, secs: u64, logs: &[&Path], mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            let tails: Vec<String> = logs
+                .iter()
+                .map(|l| {
+                    let text = log_of(l);
+                    let lines: Vec<&str> = text.lines().collect();
+                    format!("--- {} ends:\n{}", l.display(), lines[lines.len().saturating_sub(30)..].join("\n"))
+                })
+                .collect();
+            panic!("timed out waiting for {what}\n{}", tails.join("\n"));
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -81,7 +93,9 @@ fn stale_worker_changes_no_table(
         .spawn()
         .unwrap();
     // A publishes a few cuts of its own first.
-    wait("worker A's first cuts", 60, || checkpoints(&out) >= 12 && log_of(&log_a).contains("partitions assigned"));
+    wait("worker A's first cuts", 60, &[&log_a], || {
+        checkpoints(&out) >= 12 && log_of(&log_a).contains("partitions assigned")
+    });
     std::thread::sleep(Duration::from_millis(1500));
     {
         let _between_chunks = gate.lock().unwrap();
@@ -90,15 +104,15 @@ fn stale_worker_changes_no_table(
     let files_before_b = util::parquet_files(&out).len();
     let mut b = spawn_logged(broker, &out, &log_b, &[]);
     // B gets every partition once the group gives up on A (session timeout 6 s), and goes on.
-    wait("worker B taking over A's partitions", 60, || {
+    wait("worker B taking over A's partitions", 60, &[&log_a, &log_b], || {
         log_of(&log_b).matches("resuming partition from checkpoint").count() >= 6
     });
-    wait("worker B publishing cuts", 60, || util::parquet_files(&out).len() > files_before_b);
+    wait("worker B publishing cuts", 60, &[&log_b], || util::parquet_files(&out).len() > files_before_b);
     std::thread::sleep(Duration::from_secs(2));
     restore(&a);
     // A runs on stale: whatever it had fetched, it folds and may publish, until the
     // group tells it its partitions are gone.
-    wait("worker A noticing it lost its partitions", 90, || {
+    wait("worker A noticing it lost its partitions", 90, &[&log_a], || {
         let log = log_of(&log_a);
         log.contains("partition lost") || log.contains("partitions revoked")
     });
