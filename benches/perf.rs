@@ -231,6 +231,11 @@ fn generate_with(path: &Path, events: u64, timestamps: Timestamps) -> u64 {
         duplicate_rate: 0.01,
         ..GenConfig::default()
     };
+    write_generated(path, events, cfg)
+}
+
+/// Writes `events` events of `cfg` to `path`; returns the file's size.
+fn write_generated(path: &Path, events: u64, cfg: GenConfig) -> u64 {
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
     Generator::new(cfg).write_to(&mut out, Some(events)).unwrap();
     out.flush().unwrap();
@@ -247,9 +252,7 @@ fn generate_sparse(path: &Path, events: u64) {
         duplicate_rate: 0.01,
         ..GenConfig::default()
     };
-    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
-    Generator::new(cfg).write_to(&mut out, Some(events)).unwrap();
-    out.flush().unwrap();
+    write_generated(path, events, cfg);
 }
 
 /// Parquet files under `dir`.

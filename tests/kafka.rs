@@ -110,17 +110,9 @@ fn workers_joining_and_leaving_one_three_one_keep_every_row_once() {
     placed.extend(broker.produce(TOPIC, &lines[2 * third..]));
     // Once in a clean-clone CI run (2026-12-04) this wait ran out, and never in runs
     // alone or beside CPU hogs: a recurrence shows what w1 last did.
-    let deadline = std::time::Instant::now() + Duration::from_secs(150);
-    while log_of(&log("w1")).matches("partitions assigned partitions=[0, 1, 2, 3, 4, 5]").count() < 2 {
-        let text = log_of(&log("w1"));
-        let lines: Vec<&str> = text.lines().collect();
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out after 150 s waiting for w1 to hold all six partitions again; w1's log ends:\n{}",
-            lines[lines.len().saturating_sub(40)..].join("\n")
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    util::kafka::wait_showing("w1 to hold all six partitions again", Duration::from_secs(150), &[&log("w1")], || {
+        log_of(&log("w1")).matches("partitions assigned partitions=[0, 1, 2, 3, 4, 5]").count() >= 2
+    });
     std::thread::sleep(Duration::from_millis(500));
     sigterm(&w1);
     assert!(w1.wait_with_output().unwrap().status.success(), "{}", log_of(&log("w1")));

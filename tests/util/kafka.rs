@@ -406,10 +406,29 @@ pub(crate) fn log_of(path: &Path) -> String {
 
 /// Waits (60 s at most) until a worker's log says `needle`; fails showing the log.
 pub(crate) fn wait_log(log: &Path, needle: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !log_of(log).contains(needle) {
-        assert!(std::time::Instant::now() < deadline, "{} never said {needle:?}:\n{}", log.display(), log_of(log));
-        std::thread::sleep(std::time::Duration::from_millis(100));
+    wait_showing(&format!("{} to say {needle:?}", log.display()), Duration::from_secs(60), &[log], || {
+        log_of(log).contains(needle)
+    });
+}
+
+/// Polls `cond` every 100 ms until it holds; after `timeout` fails with the last 40
+/// lines of each of `logs` (group joins on tansu stall now and then: the logs say
+/// which worker waited for what).
+pub(crate) fn wait_showing(what: &str, timeout: Duration, logs: &[&Path], mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !cond() {
+        if std::time::Instant::now() >= deadline {
+            let tails: Vec<String> = logs
+                .iter()
+                .map(|l| {
+                    let text = log_of(l);
+                    let lines: Vec<&str> = text.lines().collect();
+                    format!("--- {} ends:\n{}", l.display(), lines[lines.len().saturating_sub(40)..].join("\n"))
+                })
+                .collect();
+            panic!("timed out after {} s waiting for {what}\n{}", timeout.as_secs(), tails.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
