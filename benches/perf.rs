@@ -622,6 +622,28 @@ fn file_cmd(input: &Path, out: &Path, core: Option<&str>) -> Command {
     cmd
 }
 
+/// CPU seconds (user + system) the command's process used, as `sh`'s `times` reports
+/// its children (10 ms resolution): how much of the cores a wall-clock figure kept busy.
+fn cpu_seconds(cmd: &Command) -> f64 {
+    let out = Command::new("sh")
+        .args(["-c", "\"$@\" >/dev/null 2>&1 || exit 1; times", "sh"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{cmd:?} failed");
+    // `times`: the shell's user and system time, then its children's: `0m0.920000s 0m0.140000s`.
+    let text = String::from_utf8_lossy(&out.stdout);
+    let children = text.lines().nth(1).expect("`times` prints two lines");
+    children
+        .split_whitespace()
+        .map(|t| {
+            let (m, s) = t.trim_end_matches('s').split_once('m').expect("`times` prints 0m0.00s");
+            m.parse::<f64>().unwrap() * 60.0 + s.parse::<f64>().unwrap()
+        })
+        .sum()
+}
+
 /// The summary's own peak RSS figure (`peak RSS 105.3 MiB`), exact where polling may miss the peak.
 fn summary_rss(summary: &str) -> Option<u64> {
     let mib: f64 = summary.split("peak RSS ").nth(1)?.split_whitespace().next()?.parse().ok()?;
@@ -749,12 +771,18 @@ print(f"{secs} {rows} {differ}")
             best = (secs, rss, rows as u64, differ as u64);
         }
     }
+    // What the cores allow: file mode's CPU time spread perfectly over them bounds its wall time.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpu = cpu_seconds(&file_cmd(input, &dir.join("file-out-cpu"), None));
     let note = format!(
-        "DuckDB SQL takes {:.2}x the time of omnimeter's file mode (SQL: journeys table only, query time without Python start-up; omnimeter: all {} tables, process start to exit); {} rows, {} differ from omnimeter's journeys",
+        "DuckDB SQL takes {:.2}x the time of omnimeter's file mode (SQL: journeys table only, query time without Python start-up; omnimeter: all {} tables, process start to exit); {} rows, {} differ from omnimeter's journeys\n\
+         file mode used {cpu:.2} s of CPU (user + system): spread perfectly over {cores} cores, {:.2} s, at most {:.2}x DuckDB's time",
         best.0 / file_secs,
         omnimeter_engine::TABLES.len(),
         best.2,
-        best.3
+        best.3,
+        cpu / cores as f64,
+        best.0 / (cpu / cores as f64),
     );
     (
         Figure::new("DuckDB SQL, journeys only", events, best.0, best.1, "benches/duckdb_journeys.sql, python duckdb"),
