@@ -274,6 +274,11 @@ impl PartitionSet {
             cut_settings: Some(cut_settings),
             engine,
         };
+        // Only the newest waiting cut's checkpoint is ever saved (it covers the cuts before
+        // it): the state of the one it supersedes need not stay in memory.
+        if let Some(superseded) = h.unpublished.back_mut() {
+            superseded.checkpoint.engine = Vec::new();
+        }
         h.unpublished.push_back(Cut { start: h.batch_start.unwrap_or(next), rows, checkpoint });
         h.batch_start = Some(next);
         Ok(())
