@@ -415,9 +415,10 @@ pub(crate) fn wait_log(log: &Path, needle: &str) {
 /// lines of each of `logs` (group joins on tansu stall now and then: the logs say
 /// which worker waited for what).
 pub(crate) fn wait_showing(what: &str, timeout: Duration, logs: &[&Path], mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + timeout;
-    while !cond() {
-        if std::time::Instant::now() >= deadline {
+    super::poll(
+        timeout,
+        || cond().then_some(()),
+        || {
             let tails: Vec<String> = logs
                 .iter()
                 .map(|l| {
@@ -426,10 +427,9 @@ pub(crate) fn wait_showing(what: &str, timeout: Duration, logs: &[&Path], mut co
                     format!("--- {} ends:\n{}", l.display(), lines[lines.len().saturating_sub(40)..].join("\n"))
                 })
                 .collect();
-            panic!("timed out after {} s waiting for {what}\n{}", timeout.as_secs(), tails.join("\n"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+            format!("timed out after {} s waiting for {what}\n{}", timeout.as_secs(), tails.join("\n"))
+        },
+    )
 }
 
 /// A TCP relay on loopback in front of the broker. [`Relay::cut_existing`] turns

@@ -120,13 +120,24 @@ pub(crate) fn metric_samples(text: &str, name: &str) -> Vec<(String, f64)> {
 }
 
 /// Polls `probe` every 100 ms until it returns `Some`, or panics with `what` after `secs`.
-pub(crate) fn wait_for<T>(secs: u64, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+pub(crate) fn wait_for<T>(secs: u64, what: &str, probe: impl FnMut() -> Option<T>) -> T {
+    poll(std::time::Duration::from_secs(secs), probe, || format!("timed out after {secs}s waiting for {what}"))
+}
+
+/// Polls `probe` every 100 ms until it returns `Some`; after `timeout` panics with `failure()`.
+pub(crate) fn poll<T>(
+    timeout: std::time::Duration,
+    mut probe: impl FnMut() -> Option<T>,
+    failure: impl FnOnce() -> String,
+) -> T {
+    let deadline = std::time::Instant::now() + timeout;
     loop {
         if let Some(v) = probe() {
             return v;
         }
-        assert!(std::time::Instant::now() < deadline, "timed out after {secs}s waiting for {what}");
+        if std::time::Instant::now() >= deadline {
+            panic!("{}", failure());
+        }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }

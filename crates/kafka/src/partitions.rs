@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use omnimeter_engine::{CutRule, DurationMs, EngineConfig, Forwarded, PartitionEngine, Rows, Stats};
+use omnimeter_engine::{CutRule, DurationMs, EngineConfig, Forwarded, PartitionEngine, Rows, Stats, TABLES};
 use omnimeter_metrics::Metrics;
 use omnimeter_parquet::{GapRow, ParquetSink};
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext};
@@ -374,7 +374,7 @@ impl PartitionSet {
         self.store.save(partition, &newest.checkpoint).map_err(Error::Checkpoint)?;
         self.metrics.record_written(&report.files, &report.rows);
         let mut st = lock(&self.status);
-        for i in 0..8 {
+        for i in 0..TABLES.len() {
             st.parquet_files[i] += report.files[i] as u64;
             st.parquet_rows[i] += report.rows[i] as u64;
         }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use omnimeter_engine::Stats;
+use omnimeter_engine::{Stats, TABLES};
 use omnimeter_metrics::PartitionHealth;
 
 /// A range of offsets the broker no longer had when the worker needed it.
@@ -46,8 +46,8 @@ pub struct WorkerStatus {
     pub partitions: BTreeMap<i32, PartitionStatus>,
     /// Engine counters summed over the partitions this worker has held.
     pub stats: Stats,
-    pub parquet_files: [u64; 8],
-    pub parquet_rows: [u64; 8],
+    pub parquet_files: [u64; TABLES.len()],
+    pub parquet_rows: [u64; TABLES.len()],
     /// Last flush failed (output unwritable): consumption paused and nothing
     /// committed until a retry succeeds.
     pub sink_error: Option<String>,
